@@ -1,0 +1,515 @@
+//! Model layer: processes grouped into trees, tree totals, and mappings grouped by name across
+//! a tree (like librank). Pure: built from a [`Snapshot`], no I/O.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use super::accounting::Figures;
+use super::snapshot::{MappingRaw, ProcessSample, Snapshot, Unreadable};
+
+/// How the processes of a snapshot are grouped into trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grouping {
+    /// One tree per given root, in that order; a root inside another root's tree joins it.
+    Roots(Vec<u32>),
+    /// The whole machine: init alone, and one tree per child of init (and of pid 0: kthreadd).
+    Machine,
+}
+
+/// How `footprint` was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FootprintMethod {
+    /// Σ pss + Σ swap_pss: a fair share, including fractions of pages shared with processes
+    /// outside the tree. An estimate.
+    PssEstimate,
+}
+
+impl FootprintMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FootprintMethod::PssEstimate => "pss_estimate",
+        }
+    }
+}
+
+/// A process's own highest figures over a run (`report -- CMD`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peak {
+    pub rss: u64,
+    pub pss: u64,
+}
+
+/// One mapping of one process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingRow {
+    pub start: u64,
+    pub end: u64,
+    pub perms: String,
+    pub offset: u64,
+    pub name: String,
+    pub figures: Figures,
+    pub vm_flags: Vec<String>,
+}
+
+impl From<&MappingRaw> for MappingRow {
+    fn from(raw: &MappingRaw) -> Self {
+        MappingRow {
+            start: raw.start,
+            end: raw.end,
+            perms: raw.perms.clone(),
+            offset: raw.offset,
+            name: raw.name().to_string(),
+            figures: Figures::from_fields(&raw.fields),
+            vm_flags: raw.vm_flags.clone(),
+        }
+    }
+}
+
+/// One process of a tree, with its place in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub pid: u32,
+    pub ppid: u32,
+    /// 0 for the tree's root.
+    pub depth: usize,
+    pub name: String,
+    pub uid: Option<u32>,
+    pub cmdline: Option<Vec<String>>,
+    pub figures: Result<Figures, Unreadable>,
+    pub peak: Option<Peak>,
+    pub mappings: Option<Result<Vec<MappingRow>, Unreadable>>,
+}
+
+/// A mapping name summed over the processes of a tree that map it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameGroup {
+    pub name: String,
+    /// Processes mapping it at least once.
+    pub processes: usize,
+    /// Mappings with that name, over all those processes.
+    pub mappings: usize,
+    pub rss_sum: u64,
+    pub pss_sum: u64,
+    pub uss_sum: u64,
+    pub swap_sum: u64,
+}
+
+/// Sums over the processes of a tree (or of several). Sums cover readable processes only;
+/// `unreadable` says how many were left out and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Totals {
+    pub processes: usize,
+    /// Processes whose memory could not be read, by reason kind (kernel threads not included).
+    pub unreadable: BTreeMap<&'static str, usize>,
+    /// Kernel threads: no address space, nothing to count.
+    pub kernel_threads: usize,
+    /// `None` when no process of the group could be read.
+    pub rss_sum: Option<u64>,
+    pub pss_sum: Option<u64>,
+    pub uss_sum: Option<u64>,
+    pub shared_sum: Option<u64>,
+    pub swap_sum: Option<u64>,
+    pub swap_pss_sum: Option<u64>,
+    pub footprint: Option<u64>,
+    pub footprint_method: FootprintMethod,
+    /// `rss_sum / footprint`.
+    pub overcount: Option<f64>,
+}
+
+impl Totals {
+    pub fn of<'a>(figures: impl IntoIterator<Item = &'a Result<Figures, Unreadable>>) -> Self {
+        let mut totals = Totals {
+            processes: 0,
+            unreadable: BTreeMap::new(),
+            kernel_threads: 0,
+            rss_sum: None,
+            pss_sum: None,
+            uss_sum: None,
+            shared_sum: None,
+            swap_sum: None,
+            swap_pss_sum: None,
+            footprint: None,
+            footprint_method: FootprintMethod::PssEstimate,
+            overcount: None,
+        };
+        for entry in figures {
+            totals.processes += 1;
+            match entry {
+                Ok(f) => {
+                    accumulate(&mut totals.rss_sum, f.rss);
+                    accumulate(&mut totals.pss_sum, f.pss);
+                    accumulate(&mut totals.uss_sum, f.uss);
+                    accumulate(&mut totals.shared_sum, f.shared);
+                    accumulate(&mut totals.swap_sum, f.swap);
+                    accumulate(&mut totals.swap_pss_sum, f.swap_pss);
+                }
+                Err(Unreadable::NoAddressSpace) => totals.kernel_threads += 1,
+                Err(reason) => *totals.unreadable.entry(reason.kind()).or_default() += 1,
+            }
+        }
+        totals.footprint = totals.pss_sum.map(|pss| pss + totals.swap_pss_sum.unwrap_or(0));
+        totals.overcount = match (totals.rss_sum, totals.footprint) {
+            (Some(rss), Some(footprint)) if footprint > 0 => Some(rss as f64 / footprint as f64),
+            _ => None,
+        };
+        totals
+    }
+
+    /// Processes left out of the sums (kernel threads excluded: they have no memory).
+    pub fn unreadable_count(&self) -> usize {
+        self.unreadable.values().sum()
+    }
+
+    /// Processes whose figures the sums include.
+    pub fn readable(&self) -> usize {
+        self.processes - self.unreadable_count() - self.kernel_threads
+    }
+}
+
+/// Adds `value` to a running sum that starts absent. A readable process missing the key (an
+/// older kernel) leaves the sum as it is; the sum stays `None` only if no process had it.
+fn accumulate(sum: &mut Option<u64>, value: Option<u64>) {
+    if let Some(v) = value {
+        *sum = Some(sum.unwrap_or(0) + v);
+    }
+}
+
+/// One process tree of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    pub root_pid: u32,
+    pub name: String,
+    /// Depth-first, parents before children, siblings by pid.
+    pub processes: Vec<ProcessRow>,
+    pub totals: Totals,
+    /// With `--mappings`: names by Σ rss, largest first.
+    pub mappings_by_name: Option<Vec<NameGroup>>,
+}
+
+/// Everything the report and the dashboard show about one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accounting {
+    pub taken_at_unix: f64,
+    pub privileged: bool,
+    pub trees: Vec<Tree>,
+    /// Over every tree.
+    pub totals: Totals,
+    pub mappings_by_name: Option<Vec<NameGroup>>,
+}
+
+impl Accounting {
+    pub fn processes(&self) -> impl Iterator<Item = &ProcessRow> {
+        self.trees.iter().flat_map(|t| t.processes.iter())
+    }
+
+    /// Sets each process's own peak (from a run's history).
+    pub fn set_peaks(&mut self, peaks: &HashMap<u32, Peak>) {
+        for tree in &mut self.trees {
+            for row in &mut tree.processes {
+                row.peak = peaks.get(&row.pid).copied();
+            }
+        }
+    }
+}
+
+/// Accounts a snapshot: per-process figures, trees, totals, mapping names.
+pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
+    let by_pid: HashMap<u32, &ProcessSample> =
+        snapshot.processes.iter().map(|p| (p.pid, p)).collect();
+    let roots: Vec<u32> = match grouping {
+        Grouping::Roots(roots) => {
+            let mut seen = HashSet::new();
+            let given: Vec<u32> = roots
+                .iter()
+                .copied()
+                .filter(|r| by_pid.contains_key(r) && seen.insert(*r))
+                .collect();
+            // A root inside another root's tree is part of that tree.
+            let all: HashSet<u32> = given.iter().copied().collect();
+            given
+                .into_iter()
+                .filter(|&r| {
+                    let parent = by_pid[&r].ppid;
+                    parent == r || nearest_root(parent, &by_pid, &all).is_none()
+                })
+                .collect()
+        }
+        Grouping::Machine => {
+            let mut roots: Vec<u32> = snapshot
+                .processes
+                .iter()
+                .filter(|p| p.ppid <= 1 || !by_pid.contains_key(&p.ppid))
+                .map(|p| p.pid)
+                .collect();
+            roots.sort_unstable();
+            roots
+        }
+    };
+    let root_set: HashSet<u32> = roots.iter().copied().collect();
+
+    // Each process joins the tree of its nearest ancestor that is a root.
+    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    for p in &snapshot.processes {
+        if let Some(root) = nearest_root(p.pid, &by_pid, &root_set) {
+            members.entry(root).or_default().push(p.pid);
+        }
+    }
+    let top_roots: Vec<u32> = roots.into_iter().filter(|r| members.contains_key(r)).collect();
+
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for p in &snapshot.processes {
+        children.entry(p.ppid).or_default().push(p.pid);
+    }
+    for list in children.values_mut() {
+        list.sort_unstable();
+    }
+
+    let mut trees: Vec<Tree> = top_roots
+        .iter()
+        .map(|&root| {
+            let in_tree: HashSet<u32> = members[&root].iter().copied().collect();
+            let mut processes = Vec::with_capacity(in_tree.len());
+            let mut stack = vec![(root, 0usize)];
+            while let Some((pid, depth)) = stack.pop() {
+                processes.push(process_row(by_pid[&pid], depth));
+                if let Some(kids) = children.get(&pid) {
+                    for &kid in kids.iter().rev() {
+                        // A pid that is a root of its own tree is not repeated here.
+                        if in_tree.contains(&kid) && kid != root && !root_set.contains(&kid) {
+                            stack.push((kid, depth + 1));
+                        }
+                    }
+                }
+            }
+            let totals = Totals::of(processes.iter().map(|p| &p.figures));
+            let mappings_by_name = group_by_name(&processes);
+            Tree {
+                root_pid: root,
+                name: by_pid[&root].name.clone(),
+                processes,
+                totals,
+                mappings_by_name,
+            }
+        })
+        .collect();
+
+    if *grouping == Grouping::Machine {
+        trees.sort_by_key(|t| std::cmp::Reverse(t.totals.footprint));
+    }
+    let totals = Totals::of(trees.iter().flat_map(|t| t.processes.iter().map(|p| &p.figures)));
+    let all_rows: Vec<&ProcessRow> = trees.iter().flat_map(|t| &t.processes).collect();
+    let mappings_by_name = group_by_name_refs(&all_rows);
+    Accounting {
+        taken_at_unix: snapshot.taken_at_unix,
+        privileged: snapshot.privileged,
+        trees,
+        totals,
+        mappings_by_name,
+    }
+}
+
+fn nearest_root(
+    pid: u32,
+    by_pid: &HashMap<u32, &ProcessSample>,
+    roots: &HashSet<u32>,
+) -> Option<u32> {
+    let mut current = pid;
+    // Bounded: a ppid cycle cannot happen in the kernel, but a hand-made capture could hold one.
+    for _ in 0..=by_pid.len() {
+        if roots.contains(&current) {
+            return Some(current);
+        }
+        current = by_pid.get(&current)?.ppid;
+    }
+    None
+}
+
+fn process_row(sample: &ProcessSample, depth: usize) -> ProcessRow {
+    ProcessRow {
+        pid: sample.pid,
+        ppid: sample.ppid,
+        depth,
+        name: sample.name.clone(),
+        uid: sample.uid,
+        cmdline: sample.cmdline.clone(),
+        figures: sample.rollup.as_ref().map(Figures::from_fields).map_err(Clone::clone),
+        peak: None,
+        mappings: sample.mappings.as_ref().map(|m| {
+            m.as_ref().map(|maps| maps.iter().map(MappingRow::from).collect()).map_err(Clone::clone)
+        }),
+    }
+}
+
+fn group_by_name(rows: &[ProcessRow]) -> Option<Vec<NameGroup>> {
+    group_by_name_refs(&rows.iter().collect::<Vec<_>>())
+}
+
+/// `None` unless some process carries mappings (`--mappings` was asked for).
+fn group_by_name_refs(rows: &[&ProcessRow]) -> Option<Vec<NameGroup>> {
+    if rows.iter().all(|r| r.mappings.is_none()) {
+        return None;
+    }
+    let mut groups: HashMap<&str, (NameGroup, Option<u32>)> = HashMap::new();
+    for row in rows {
+        let Some(Ok(mappings)) = &row.mappings else { continue };
+        for m in mappings {
+            let (group, last_pid) = groups.entry(&m.name).or_insert_with(|| {
+                let group = NameGroup {
+                    name: m.name.clone(),
+                    processes: 0,
+                    mappings: 0,
+                    rss_sum: 0,
+                    pss_sum: 0,
+                    uss_sum: 0,
+                    swap_sum: 0,
+                };
+                (group, None)
+            });
+            if *last_pid != Some(row.pid) {
+                group.processes += 1;
+                *last_pid = Some(row.pid);
+            }
+            group.mappings += 1;
+            group.rss_sum += m.figures.rss.unwrap_or(0);
+            group.pss_sum += m.figures.pss.unwrap_or(0);
+            group.uss_sum += m.figures.uss.unwrap_or(0);
+            group.swap_sum += m.figures.swap.unwrap_or(0);
+        }
+    }
+    let mut list: Vec<NameGroup> = groups.into_values().map(|(g, _)| g).collect();
+    list.sort_by(|a, b| b.rss_sum.cmp(&a.rss_sum).then_with(|| a.name.cmp(&b.name)));
+    Some(list)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::snapshot::SmapsFields;
+
+    fn sample(pid: u32, ppid: u32, rss_kib: u64, pss_kib: u64, private_kib: u64) -> ProcessSample {
+        let k = 1024;
+        ProcessSample {
+            pid,
+            ppid,
+            name: format!("p{pid}"),
+            uid: Some(0),
+            cmdline: Some(vec![format!("p{pid}")]),
+            rollup: Ok(SmapsFields {
+                rss: Some(rss_kib * k),
+                pss: Some(pss_kib * k),
+                private_clean: Some(0),
+                private_dirty: Some(private_kib * k),
+                shared_clean: Some((rss_kib - private_kib) * k),
+                shared_dirty: Some(0),
+                swap: Some(0),
+                swap_pss: Some(0),
+                ..SmapsFields::default()
+            }),
+            mappings: None,
+        }
+    }
+
+    fn snapshot(processes: Vec<ProcessSample>) -> Snapshot {
+        Snapshot { taken_at_unix: 0.0, privileged: true, processes }
+    }
+
+    #[test]
+    fn tree_order_depth_and_totals() {
+        // 10 ─┬─ 11 ── 13
+        //     └─ 12
+        let snap = snapshot(vec![
+            sample(13, 11, 100, 40, 10),
+            sample(10, 1, 100, 40, 10),
+            sample(12, 10, 100, 40, 10),
+            sample(11, 10, 100, 40, 10),
+            sample(99, 1, 500, 500, 500),
+        ]);
+        let acc = account(&snap, &Grouping::Roots(vec![10]));
+        assert_eq!(acc.trees.len(), 1);
+        let order: Vec<(u32, usize)> =
+            acc.trees[0].processes.iter().map(|p| (p.pid, p.depth)).collect();
+        assert_eq!(order, [(10, 0), (11, 1), (13, 2), (12, 1)]);
+        let t = &acc.trees[0].totals;
+        assert_eq!(t.processes, 4);
+        assert_eq!(t.rss_sum, Some(400 * 1024));
+        assert_eq!(t.pss_sum, Some(160 * 1024));
+        assert_eq!(t.footprint, Some(160 * 1024));
+        assert_eq!(t.overcount, Some(2.5));
+    }
+
+    #[test]
+    fn nested_root_joins_the_outer_tree_and_machine_groups_by_init_children() {
+        let snap = snapshot(vec![
+            sample(1, 0, 10, 10, 10),
+            sample(10, 1, 100, 40, 10),
+            sample(11, 10, 100, 40, 10),
+            sample(20, 1, 300, 300, 300),
+        ]);
+        let acc = account(&snap, &Grouping::Roots(vec![10, 11]));
+        assert_eq!(acc.trees.len(), 1);
+        assert_eq!(acc.trees[0].processes.len(), 2);
+
+        let machine = account(&snap, &Grouping::Machine);
+        let roots: Vec<u32> = machine.trees.iter().map(|t| t.root_pid).collect();
+        // Largest footprint first; init is a tree of its own.
+        assert_eq!(roots, [20, 10, 1]);
+        assert_eq!(machine.totals.processes, 4);
+        assert_eq!(machine.totals.rss_sum, Some(510 * 1024));
+    }
+
+    #[test]
+    fn unreadable_processes_are_counted_not_summed() {
+        let mut denied = sample(11, 10, 100, 40, 10);
+        denied.rollup = Err(Unreadable::PermissionDenied("x".into()));
+        let mut kthread = sample(12, 10, 0, 0, 0);
+        kthread.rollup = Err(Unreadable::NoAddressSpace);
+        let snap = snapshot(vec![sample(10, 1, 100, 40, 10), denied, kthread]);
+        let acc = account(&snap, &Grouping::Roots(vec![10]));
+        let t = &acc.totals;
+        assert_eq!(t.processes, 3);
+        assert_eq!(t.unreadable_count(), 1);
+        assert_eq!(t.unreadable.get("permission denied"), Some(&1));
+        assert_eq!(t.kernel_threads, 1);
+        assert_eq!(t.readable(), 1);
+        assert_eq!(t.rss_sum, Some(100 * 1024));
+
+        let mut only_denied = sample(10, 1, 1, 1, 1);
+        only_denied.rollup = Err(Unreadable::Vanished("gone".into()));
+        let acc = account(&snapshot(vec![only_denied]), &Grouping::Roots(vec![10]));
+        assert_eq!(acc.totals.rss_sum, None);
+        assert_eq!(acc.totals.footprint, None);
+        assert_eq!(acc.totals.overcount, None);
+    }
+
+    #[test]
+    fn mappings_group_by_name_across_processes() {
+        let mapping = |name: &str, rss: u64| MappingRaw {
+            start: 0,
+            end: 4096,
+            perms: "r--p".into(),
+            offset: 0,
+            dev: "00:00".into(),
+            inode: 0,
+            pathname: name.into(),
+            fields: SmapsFields {
+                rss: Some(rss),
+                pss: Some(rss / 2),
+                private_clean: Some(0),
+                private_dirty: Some(0),
+                ..SmapsFields::default()
+            },
+            vm_flags: vec![],
+        };
+        let mut a = sample(10, 1, 1, 1, 1);
+        a.mappings = Some(Ok(vec![mapping("/lib/libc", 8192), mapping("/lib/libc", 4096)]));
+        let mut b = sample(11, 10, 1, 1, 1);
+        b.mappings = Some(Ok(vec![mapping("/lib/libc", 8192), mapping("", 40960)]));
+        let acc = account(&snapshot(vec![a, b]), &Grouping::Roots(vec![10]));
+        let groups = acc.trees[0].mappings_by_name.as_ref().unwrap();
+        assert_eq!(groups[0].name, "[anon]");
+        assert_eq!(groups[1].name, "/lib/libc");
+        assert_eq!(groups[1].processes, 2);
+        assert_eq!(groups[1].mappings, 3);
+        assert_eq!(groups[1].rss_sum, 20480);
+        assert_eq!(groups[1].pss_sum, 10240);
+    }
+}

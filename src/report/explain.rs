@@ -1,0 +1,139 @@
+//! Report layer: the plain-language explanation of a set of totals — why a monitor's number is
+//! wrong, by how much, and what could not be counted. Built only from the numbers.
+
+use crate::model::{Accounting, Totals};
+use crate::units::human_bytes;
+
+/// Below this overcount the monitor's sum is "about right".
+const NEGLIGIBLE_OVERCOUNT: f64 = 1.05;
+
+/// Sentences explaining `totals` (for the whole report: every tree together).
+pub fn explain(accounting: &Accounting) -> Vec<String> {
+    let totals = &accounting.totals;
+    let mut lines = Vec::new();
+    let readable = totals.readable();
+    let what = if accounting.trees.len() > 1 {
+        format!("these {} trees", accounting.trees.len())
+    } else {
+        "the tree".to_string()
+    };
+    match (totals.rss_sum, totals.footprint, totals.overcount) {
+        (Some(rss), Some(footprint), Some(overcount)) => {
+            lines.push(format!(
+                "A monitor adding RSS shows {} for these {} {}; {} really {} about {} \
+                 (estimated from PSS).",
+                human_bytes(rss),
+                readable,
+                plural(readable, "process", "processes"),
+                what,
+                if accounting.trees.len() > 1 { "use" } else { "uses" },
+                human_bytes(footprint),
+            ));
+            if overcount >= NEGLIGIBLE_OVERCOUNT {
+                lines.push(format!(
+                    "{} of the RSS are the same pages counted more than once (shared between \
+                     processes, inside the tree or with processes outside it): the monitor \
+                     overstates {} {:.1}×.",
+                    human_bytes(rss.saturating_sub(footprint)),
+                    what,
+                    overcount,
+                ));
+            } else if readable > 1 {
+                lines.push(format!(
+                    "RSS and PSS agree: almost nothing is shared, so the monitor's sum is about \
+                     right. Each process's memory is its own (Σ USS {}): data that several \
+                     processes hold is copied, not shared.",
+                    human_bytes(totals.uss_sum.unwrap_or(0)),
+                ));
+            }
+        }
+        _ if readable == 0 && totals.processes > 0 => {
+            lines.push(format!(
+                "No memory figure could be read for any of the {} {}.",
+                totals.processes,
+                plural(totals.processes, "process", "processes"),
+            ));
+        }
+        _ => {}
+    }
+    lines.extend(unreadable_sentence(totals));
+    lines
+}
+
+fn unreadable_sentence(totals: &Totals) -> Option<String> {
+    let count = totals.unreadable_count();
+    if count == 0 {
+        return None;
+    }
+    let reasons: Vec<String> =
+        totals.unreadable.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
+    let hint = if totals.unreadable.contains_key("permission denied") {
+        " Run memtree as root (or as their user) to include them."
+    } else {
+        ""
+    };
+    Some(format!(
+        "{count} {} could not be read ({}); {} memory is not in these sums.{hint}",
+        plural(count, "process", "processes"),
+        reasons.join(", "),
+        plural(count, "its", "their"),
+    ))
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::snapshot::{ProcessSample, SmapsFields, Snapshot, Unreadable};
+    use crate::model::{Grouping, account};
+
+    fn process(pid: u32, ppid: u32, rss: u64, pss: u64) -> ProcessSample {
+        ProcessSample {
+            pid,
+            ppid,
+            name: "w".into(),
+            uid: None,
+            cmdline: None,
+            rollup: Ok(SmapsFields {
+                rss: Some(rss),
+                pss: Some(pss),
+                private_clean: Some(0),
+                private_dirty: Some(pss / 2),
+                swap_pss: Some(0),
+                ..SmapsFields::default()
+            }),
+            mappings: None,
+        }
+    }
+
+    #[test]
+    fn shared_tree_is_explained_with_its_numbers() {
+        let gib = 1u64 << 30;
+        let mut processes: Vec<ProcessSample> =
+            (0..5).map(|i| process(10 + i, if i == 0 { 1 } else { 10 }, gib, gib / 5)).collect();
+        let mut denied = process(20, 10, 0, 0);
+        denied.rollup = Err(Unreadable::PermissionDenied("x".into()));
+        processes.push(denied);
+        let snapshot = Snapshot { taken_at_unix: 0.0, privileged: false, processes };
+        let lines = explain(&account(&snapshot, &Grouping::Roots(vec![10])));
+        assert_eq!(
+            lines[0],
+            "A monitor adding RSS shows 5 GiB for these 5 processes; the tree really uses about \
+             1 GiB (estimated from PSS)."
+        );
+        assert!(lines[1].starts_with("4 GiB of the RSS are the same pages"), "{}", lines[1]);
+        assert!(lines[1].ends_with("5.0×."), "{}", lines[1]);
+        assert!(lines[2].starts_with("1 process could not be read (1 permission denied)"));
+    }
+
+    #[test]
+    fn unshared_tree_says_the_sum_is_right() {
+        let processes = vec![process(10, 1, 1000, 1000), process(11, 10, 1000, 1000)];
+        let snapshot = Snapshot { taken_at_unix: 0.0, privileged: true, processes };
+        let lines = explain(&account(&snapshot, &Grouping::Roots(vec![10])));
+        assert!(lines[1].starts_with("RSS and PSS agree"), "{lines:?}");
+    }
+}

@@ -1,0 +1,277 @@
+//! Report layer: the JSON format, schema `memtree.report/v1`. Every figure is an integer number
+//! of bytes under a `_bytes` name, or `null` when it could not be read; docs/json.md documents
+//! every field.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{Meta, Target, explain};
+use crate::model::tree::{MappingRow, NameGroup, ProcessRow};
+use crate::model::{Accounting, Figures, Totals};
+
+pub const SCHEMA: &str = "memtree.report/v1";
+
+#[derive(Serialize)]
+struct ReportJson<'a> {
+    schema: &'static str,
+    taken_at_unix: f64,
+    privileged: bool,
+    source: &'a str,
+    target: TargetJson<'a>,
+    moment: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command: Option<CommandJson>,
+    processes: Vec<ProcessJson<'a>>,
+    trees: Vec<TreeJson<'a>>,
+    totals: TotalsJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mappings_by_name: Option<Vec<NameJson<'a>>>,
+    explanation: Vec<String>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum TargetJson<'a> {
+    Pids { pids: &'a [u32] },
+    All,
+    Command { argv: &'a [String] },
+}
+
+#[derive(Serialize)]
+struct CommandJson {
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    duration_seconds: f64,
+    samples: usize,
+}
+
+#[derive(Serialize)]
+struct FiguresJson {
+    rss_bytes: Option<u64>,
+    pss_bytes: Option<u64>,
+    uss_bytes: Option<u64>,
+    shared_bytes: Option<u64>,
+    private_clean_bytes: Option<u64>,
+    private_dirty_bytes: Option<u64>,
+    shared_clean_bytes: Option<u64>,
+    shared_dirty_bytes: Option<u64>,
+    swap_bytes: Option<u64>,
+    swap_pss_bytes: Option<u64>,
+    pss_anon_bytes: Option<u64>,
+    pss_file_bytes: Option<u64>,
+    pss_shmem_bytes: Option<u64>,
+    pss_dirty_bytes: Option<u64>,
+}
+
+impl FiguresJson {
+    fn from(f: Option<&Figures>) -> Self {
+        let f = f.copied().unwrap_or_default();
+        FiguresJson {
+            rss_bytes: f.rss,
+            pss_bytes: f.pss,
+            uss_bytes: f.uss,
+            shared_bytes: f.shared,
+            private_clean_bytes: f.private_clean,
+            private_dirty_bytes: f.private_dirty,
+            shared_clean_bytes: f.shared_clean,
+            shared_dirty_bytes: f.shared_dirty,
+            swap_bytes: f.swap,
+            swap_pss_bytes: f.swap_pss,
+            pss_anon_bytes: f.pss_anon,
+            pss_file_bytes: f.pss_file,
+            pss_shmem_bytes: f.pss_shmem,
+            pss_dirty_bytes: f.pss_dirty,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProcessJson<'a> {
+    pid: u32,
+    ppid: u32,
+    tree: u32,
+    depth: usize,
+    name: &'a str,
+    uid: Option<u32>,
+    cmdline: Option<&'a [String]>,
+    #[serde(flatten)]
+    figures: FiguresJson,
+    unreadable: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_rss_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_pss_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mappings: Option<Option<Vec<MappingJson<'a>>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mappings_unreadable: Option<String>,
+}
+
+#[derive(Serialize)]
+struct MappingJson<'a> {
+    start: String,
+    end: String,
+    perms: &'a str,
+    offset: u64,
+    name: &'a str,
+    #[serde(flatten)]
+    figures: FiguresJson,
+    vm_flags: &'a [String],
+}
+
+#[derive(Serialize)]
+struct TreeJson<'a> {
+    root_pid: u32,
+    name: &'a str,
+    totals: TotalsJson,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mappings_by_name: Option<Vec<NameJson<'a>>>,
+}
+
+#[derive(Serialize)]
+struct TotalsJson {
+    processes: usize,
+    readable_processes: usize,
+    unreadable_processes: usize,
+    unreadable_reasons: BTreeMap<&'static str, usize>,
+    kernel_threads: usize,
+    rss_sum_bytes: Option<u64>,
+    pss_sum_bytes: Option<u64>,
+    uss_sum_bytes: Option<u64>,
+    shared_sum_bytes: Option<u64>,
+    swap_sum_bytes: Option<u64>,
+    swap_pss_sum_bytes: Option<u64>,
+    footprint_bytes: Option<u64>,
+    footprint_method: &'static str,
+    overcount: Option<f64>,
+}
+
+impl From<&Totals> for TotalsJson {
+    fn from(t: &Totals) -> Self {
+        TotalsJson {
+            processes: t.processes,
+            readable_processes: t.readable(),
+            unreadable_processes: t.unreadable_count(),
+            unreadable_reasons: t.unreadable.clone(),
+            kernel_threads: t.kernel_threads,
+            rss_sum_bytes: t.rss_sum,
+            pss_sum_bytes: t.pss_sum,
+            uss_sum_bytes: t.uss_sum,
+            shared_sum_bytes: t.shared_sum,
+            swap_sum_bytes: t.swap_sum,
+            swap_pss_sum_bytes: t.swap_pss_sum,
+            footprint_bytes: t.footprint,
+            footprint_method: t.footprint_method.as_str(),
+            // Three decimals: a ratio, not a measurement to 15 digits.
+            overcount: t.overcount.map(|o| (o * 1000.0).round() / 1000.0),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct NameJson<'a> {
+    name: &'a str,
+    processes: usize,
+    mappings: usize,
+    rss_sum_bytes: u64,
+    pss_sum_bytes: u64,
+    uss_sum_bytes: u64,
+    swap_sum_bytes: u64,
+}
+
+impl<'a> From<&'a NameGroup> for NameJson<'a> {
+    fn from(g: &'a NameGroup) -> Self {
+        NameJson {
+            name: &g.name,
+            processes: g.processes,
+            mappings: g.mappings,
+            rss_sum_bytes: g.rss_sum,
+            pss_sum_bytes: g.pss_sum,
+            uss_sum_bytes: g.uss_sum,
+            swap_sum_bytes: g.swap_sum,
+        }
+    }
+}
+
+fn names(groups: &Option<Vec<NameGroup>>) -> Option<Vec<NameJson<'_>>> {
+    groups.as_ref().map(|g| g.iter().map(NameJson::from).collect())
+}
+
+fn mapping(m: &MappingRow) -> MappingJson<'_> {
+    MappingJson {
+        start: format!("{:#x}", m.start),
+        end: format!("{:#x}", m.end),
+        perms: &m.perms,
+        offset: m.offset,
+        name: &m.name,
+        figures: FiguresJson::from(Some(&m.figures)),
+        vm_flags: &m.vm_flags,
+    }
+}
+
+fn process<'a>(row: &'a ProcessRow, tree: u32, peak: bool) -> ProcessJson<'a> {
+    let (mappings, mappings_unreadable) = match &row.mappings {
+        None => (None, None),
+        Some(Ok(list)) => (Some(Some(list.iter().map(mapping).collect())), None),
+        Some(Err(reason)) => (Some(None), Some(reason.to_string())),
+    };
+    ProcessJson {
+        pid: row.pid,
+        ppid: row.ppid,
+        tree,
+        depth: row.depth,
+        name: &row.name,
+        uid: row.uid,
+        cmdline: row.cmdline.as_deref(),
+        figures: FiguresJson::from(row.figures.as_ref().ok()),
+        unreadable: row.figures.as_ref().err().map(ToString::to_string),
+        peak_rss_bytes: peak.then(|| row.peak.map(|p| p.rss)),
+        peak_pss_bytes: peak.then(|| row.peak.map(|p| p.pss)),
+        mappings,
+        mappings_unreadable,
+    }
+}
+
+pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> io::Result<()> {
+    let peak = meta.run.is_some();
+    let report = ReportJson {
+        schema: SCHEMA,
+        taken_at_unix: accounting.taken_at_unix,
+        privileged: accounting.privileged,
+        source: &meta.source,
+        target: match &meta.target {
+            Target::Pids(pids) => TargetJson::Pids { pids },
+            Target::All => TargetJson::All,
+            Target::Command(argv) => TargetJson::Command { argv },
+        },
+        moment: if peak { "peak" } else { "now" },
+        command: meta.run.as_ref().map(|run| CommandJson {
+            exit_code: run.exit_code,
+            signal: run.signal,
+            duration_seconds: run.duration_seconds,
+            samples: run.samples,
+        }),
+        processes: accounting
+            .trees
+            .iter()
+            .flat_map(|t| t.processes.iter().map(move |p| process(p, t.root_pid, peak)))
+            .collect(),
+        trees: accounting
+            .trees
+            .iter()
+            .map(|t| TreeJson {
+                root_pid: t.root_pid,
+                name: &t.name,
+                totals: TotalsJson::from(&t.totals),
+                mappings_by_name: names(&t.mappings_by_name),
+            })
+            .collect(),
+        totals: TotalsJson::from(&accounting.totals),
+        mappings_by_name: names(&accounting.mappings_by_name),
+        explanation: explain::explain(accounting),
+    };
+    serde_json::to_writer_pretty(&mut *out, &report)?;
+    writeln!(out)
+}

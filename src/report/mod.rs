@@ -1,0 +1,71 @@
+//! Report layer: formats one [`Accounting`] as a table, JSON or markdown, to any writer.
+//! Reads nothing from /proc: everything comes from the model.
+
+pub mod explain;
+pub mod grid;
+pub mod json;
+pub mod text;
+
+use std::io::{self, Write};
+
+use crate::model::Accounting;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An indented tree with human sizes and a plain-language explanation.
+    Table,
+    /// One JSON object, schema `memtree.report/v1`; every figure in bytes.
+    Json,
+    /// The tables as GitHub-flavoured markdown, for bug reports.
+    Markdown,
+}
+
+/// What was inspected, as the report names it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Pids(Vec<u32>),
+    All,
+    Command(Vec<String>),
+}
+
+/// How a `report -- CMD` run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// Exit code when CMD exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal number when CMD was killed by one.
+    pub signal: Option<i32>,
+    pub duration_seconds: f64,
+    /// Samples of the tree taken while it ran.
+    pub samples: usize,
+}
+
+/// Everything about the report that is not the accounting itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Meta {
+    pub target: Target,
+    /// `None`: one moment (`"moment": "now"`); `Some`: a run, reported at its peak.
+    pub run: Option<RunOutcome>,
+    /// Where the files were read: `/proc` or a captured directory.
+    pub source: String,
+}
+
+/// Output styling for the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Style {
+    pub color: bool,
+}
+
+pub fn write_report(
+    out: &mut dyn Write,
+    format: Format,
+    accounting: &Accounting,
+    meta: &Meta,
+    style: Style,
+) -> io::Result<()> {
+    match format {
+        Format::Table => text::write_table(out, accounting, meta, style),
+        Format::Markdown => text::write_markdown(out, accounting, meta),
+        Format::Json => json::write_json(out, accounting, meta),
+    }
+}

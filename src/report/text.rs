@@ -1,0 +1,241 @@
+//! Report layer: the human formats, an aligned table for terminals and markdown for bug
+//! reports. Both are built from the same [`Grid`]s.
+
+use std::io::{self, Write};
+
+use crossterm::style::Stylize;
+
+use super::grid::{Align, Grid};
+use super::{Meta, Style, Target, explain};
+use crate::model::tree::NameGroup;
+use crate::model::{Accounting, Totals, Tree, Unreadable};
+use crate::units::{human_bytes, human_opt, utc_timestamp};
+
+/// Mapping names listed per tree with `--mappings`.
+const TOP_MAPPINGS: usize = 15;
+
+/// A one-line title: what was inspected, when, from where.
+pub fn title(accounting: &Accounting, meta: &Meta) -> String {
+    let what = match &meta.target {
+        Target::Pids(_) if accounting.trees.len() == 1 => {
+            let tree = &accounting.trees[0];
+            format!("tree of {} ({})", tree.root_pid, tree.name)
+        }
+        Target::Pids(pids) => {
+            format!("trees of {}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
+        }
+        Target::All => format!("every process ({} trees)", accounting.trees.len()),
+        Target::Command(argv) => format!("`{}`", argv.join(" ")),
+    };
+    let when = match &meta.run {
+        None => utc_timestamp(accounting.taken_at_unix),
+        Some(run) => {
+            let end = match (run.exit_code, run.signal) {
+                (Some(code), _) => format!("exit {code}"),
+                (None, Some(signal)) => format!("killed by signal {signal}"),
+                _ => "still running".to_string(),
+            };
+            format!(
+                "at its peak footprint, {} (of {} samples over {:.1} s; {end})",
+                utc_timestamp(accounting.taken_at_unix),
+                run.samples,
+                run.duration_seconds
+            )
+        }
+    };
+    format!("memtree report: {what}, {when}, from {}", meta.source)
+}
+
+fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
+    let peak = meta.run.is_some();
+    let mut columns = vec![
+        ("PID", Align::Right),
+        ("NAME", Align::Left),
+        ("RSS", Align::Right),
+        ("PSS", Align::Right),
+        ("USS", Align::Right),
+        ("SHARED", Align::Right),
+        ("SWAP", Align::Right),
+    ];
+    if peak {
+        columns.push(("PEAK RSS", Align::Right));
+        columns.push(("PEAK PSS", Align::Right));
+    }
+    columns.push(("NOTE", Align::Left));
+    let mut grid = Grid::new(&columns);
+    let mut hidden_kernel_threads = 0;
+    for tree in &accounting.trees {
+        for row in &tree.processes {
+            if row.figures == Err(Unreadable::NoAddressSpace) && row.depth > 0 {
+                hidden_kernel_threads += 1;
+                continue;
+            }
+            let name = format!("{}{}", "  ".repeat(row.depth), row.name);
+            let mut cells = vec![row.pid.to_string(), name];
+            match &row.figures {
+                Ok(f) => cells.extend([f.rss, f.pss, f.uss, f.shared, f.swap].map(human_opt)),
+                Err(_) => cells.extend(std::iter::repeat_n("n/a".to_string(), 5)),
+            }
+            if peak {
+                let p = row.peak;
+                cells.push(human_opt(p.map(|p| p.rss)));
+                cells.push(human_opt(p.map(|p| p.pss)));
+            }
+            cells.push(row.figures.as_ref().err().map(ToString::to_string).unwrap_or_default());
+            grid.push(cells);
+        }
+        if tree.processes.len() > 1 || accounting.trees.len() == 1 {
+            grid.push_strong(totals_cells(&tree.totals, "TOTAL", peak));
+        }
+    }
+    if accounting.trees.len() > 1 {
+        grid.push_strong(totals_cells(&accounting.totals, "ALL", peak));
+    }
+    grid.drop_empty_columns();
+    (grid, hidden_kernel_threads)
+}
+
+fn totals_cells(totals: &Totals, label: &str, peak: bool) -> Vec<String> {
+    let mut cells = vec![
+        label.to_string(),
+        format!(
+            "{} {}",
+            totals.processes,
+            if totals.processes == 1 { "process" } else { "processes" }
+        ),
+        human_opt(totals.rss_sum),
+        human_opt(totals.pss_sum),
+        human_opt(totals.uss_sum),
+        human_opt(totals.shared_sum),
+        human_opt(totals.swap_sum),
+    ];
+    if peak {
+        cells.extend([String::new(), String::new()]);
+    }
+    cells.push(footprint_note(totals));
+    cells
+}
+
+/// `footprint ≈ 1.1 GiB (pss estimate), overcount 4.8×`
+pub fn footprint_note(totals: &Totals) -> String {
+    let Some(footprint) = totals.footprint else {
+        if totals.kernel_threads == totals.processes {
+            return "kernel threads: no user memory".to_string();
+        }
+        return "footprint n/a (nothing readable)".to_string();
+    };
+    let overcount = totals.overcount.map(|o| format!(", overcount {o:.1}×")).unwrap_or_default();
+    format!("footprint ≈ {} (pss estimate){overcount}", human_bytes(footprint))
+}
+
+fn mapping_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
+    let mut grids = Vec::new();
+    let mut add = |heading: String, groups: &[NameGroup]| {
+        let mut grid = Grid::new(&[
+            ("MAPPING", Align::Left),
+            ("PROCS", Align::Right),
+            ("Σ RSS", Align::Right),
+            ("Σ PSS", Align::Right),
+            ("Σ USS", Align::Right),
+            ("Σ SWAP", Align::Right),
+        ]);
+        for g in groups.iter().take(TOP_MAPPINGS) {
+            grid.push(vec![
+                g.name.clone(),
+                g.processes.to_string(),
+                human_bytes(g.rss_sum),
+                human_bytes(g.pss_sum),
+                human_bytes(g.uss_sum),
+                human_bytes(g.swap_sum),
+            ]);
+        }
+        let more = groups.len().saturating_sub(TOP_MAPPINGS);
+        let heading = if more > 0 {
+            format!("{heading} (largest {TOP_MAPPINGS} of {} names by Σ RSS)", groups.len())
+        } else {
+            heading
+        };
+        grids.push((heading, grid));
+    };
+    let multi = accounting.trees.len() > 1;
+    if multi {
+        if let Some(groups) = &accounting.mappings_by_name {
+            add("Mappings by name, every tree".to_string(), groups);
+        }
+    } else if let Some(Tree { root_pid, mappings_by_name: Some(groups), .. }) =
+        accounting.trees.first()
+    {
+        add(format!("Mappings by name, tree of {root_pid}"), groups);
+    }
+    grids
+}
+
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+pub fn write_table(
+    out: &mut dyn Write,
+    accounting: &Accounting,
+    meta: &Meta,
+    style: Style,
+) -> io::Result<()> {
+    let title = title(accounting, meta);
+    if style.color {
+        writeln!(out, "{}", title.bold())?;
+    } else {
+        writeln!(out, "{title}")?;
+    }
+    writeln!(out)?;
+    let (grid, hidden) = process_grid(accounting, meta);
+    grid.write_text(out, style.color)?;
+    if hidden > 0 {
+        writeln!(out, "({hidden} kernel threads not shown: they have no user memory.)")?;
+    }
+    for (heading, grid) in mapping_grids(accounting) {
+        writeln!(out)?;
+        writeln!(out, "{heading}")?;
+        grid.write_text(out, style.color)?;
+    }
+    writeln!(out)?;
+    for sentence in explain::explain(accounting) {
+        for line in wrap(&sentence, 100) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+pub fn write_markdown(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> io::Result<()> {
+    writeln!(out, "### {}", title(accounting, meta))?;
+    writeln!(out)?;
+    let (grid, hidden) = process_grid(accounting, meta);
+    grid.write_markdown(out)?;
+    if hidden > 0 {
+        writeln!(out)?;
+        writeln!(out, "{hidden} kernel threads not shown: they have no user memory.")?;
+    }
+    for (heading, grid) in mapping_grids(accounting) {
+        writeln!(out)?;
+        writeln!(out, "#### {heading}")?;
+        writeln!(out)?;
+        grid.write_markdown(out)?;
+    }
+    writeln!(out)?;
+    writeln!(out, "{}", explain::explain(accounting).join(" "))?;
+    Ok(())
+}

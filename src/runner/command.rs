@@ -1,0 +1,127 @@
+//! Runner layer: `report -- CMD`. Runs CMD with its stdio untouched, samples its whole tree
+//! until it exits — memtree becomes a child subreaper, so descendants whose parent exits stay
+//! in the tree — and keeps the sample at the tree's peak footprint.
+//!
+//! Like `time`, memtree lets Ctrl-C (SIGINT/SIGQUIT, which the terminal sends to the whole
+//! foreground group) reach CMD and waits for it; SIGTERM and SIGHUP sent to memtree alone are
+//! forwarded to CMD. memtree then exits with CMD's status.
+
+use std::io;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+
+use super::signals;
+use crate::model::Snapshot;
+use crate::model::peak::PeakTracker;
+use crate::model::tree::Peak;
+use crate::report::RunOutcome;
+use crate::sampler::{SampleOptions, Sampler};
+
+/// The result of following a command.
+pub struct FollowedRun {
+    /// The tree at its peak footprint (`None` if CMD exited before any sample could be read).
+    pub peak: Option<Snapshot>,
+    pub peaks: std::collections::HashMap<u32, Peak>,
+    pub outcome: RunOutcome,
+    /// The root of the followed tree (CMD's pid).
+    pub pid: u32,
+}
+
+impl FollowedRun {
+    /// The exit status memtree passes on: CMD's code, or 128 + the signal that killed it.
+    pub fn exit_status(&self) -> i32 {
+        match (self.outcome.exit_code, self.outcome.signal) {
+            (Some(code), _) => code,
+            (None, Some(signal)) => 128 + signal,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs `argv` and follows its tree. `Err` only when CMD cannot be started.
+pub fn follow(
+    argv: &[String],
+    sampler: &Sampler,
+    options: SampleOptions,
+    interval: Duration,
+) -> io::Result<FollowedRun> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given after --"))?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+    signals::catch().map_err(io::Error::from)?;
+    let started = Instant::now();
+    let child = Command::new(program).args(args).spawn()?;
+    let pid = child.id();
+    let self_pid = std::process::id();
+
+    let mut tracker = PeakTracker::new();
+    let mut status: Option<WaitStatus> = None;
+    while status.is_none() {
+        let sample_start = Instant::now();
+        if let Ok(mut tree) = sampler.descendants(&[self_pid]) {
+            tree.retain(|p| p.pid != self_pid);
+            tracker.observe(sampler.sample(&tree, options));
+        }
+        status = reap(pid);
+        if status.is_some() {
+            break;
+        }
+        if let Some(signal) = signals::take()
+            && matches!(signal, Signal::SIGTERM | Signal::SIGHUP)
+        {
+            let _ = kill(Pid::from_raw(pid as i32), signal);
+        }
+        // Never spend more than half of one core sampling: wait at least as long as a
+        // sample took.
+        thread::sleep(interval.max(sample_start.elapsed()));
+        if status.is_none() {
+            status = reap(pid);
+        }
+    }
+    // `child` is never waited through std: waitpid above reaped it.
+    drop(child);
+    let (exit_code, signal) = match status {
+        Some(WaitStatus::Exited(_, code)) => (Some(code), None),
+        Some(WaitStatus::Signaled(_, signal, _)) => (None, Some(signal as i32)),
+        _ => (None, None),
+    };
+    let samples = tracker.samples();
+    let (peak, peaks) = tracker.finish();
+    Ok(FollowedRun {
+        peak,
+        peaks,
+        outcome: RunOutcome {
+            exit_code,
+            signal,
+            duration_seconds: started.elapsed().as_secs_f64(),
+            samples,
+        },
+        pid,
+    })
+}
+
+/// Reaps every exited child (orphans re-parented to memtree included) and returns CMD's
+/// status once it has exited.
+fn reap(cmd: u32) -> Option<WaitStatus> {
+    let mut found = None;
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return found,
+            Ok(status @ (WaitStatus::Exited(p, _) | WaitStatus::Signaled(p, _, _))) => {
+                if p.as_raw() as u32 == cmd {
+                    found = Some(status);
+                }
+            }
+            Ok(_) => {}
+            Err(Errno::EINTR) => {}
+            Err(_) => return found,
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Sampler layer: the only code that reads /proc.
+//!
+//! `Sampler` is built on a root directory: `/proc` for live processes, or a directory captured
+//! with `memtree capture` so that parsers and accounting are tested on real files without live
+//! processes. It discovers process trees (`/proc/PID/task/*/children`, or the ppid of every
+//! process where the kernel lacks `CONFIG_PROC_CHILDREN`) and reads each process into a
+//! [`ProcessSample`]. A read that fails is recorded with its reason ([`Unreadable`]); it is never
+//! turned into a zero.
+
+pub mod capture;
+pub mod error;
+pub mod smaps;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use procfs::FromRead;
+use rayon::prelude::*;
+
+pub use self::error::ReadError;
+use crate::model::snapshot::{MappingRaw, ProcessSample, SmapsFields, Snapshot, Unreadable};
+
+/// `PF_KTHREAD` in the `flags` field of `/proc/PID/stat` (include/linux/sched.h).
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// Bit of `CAP_SYS_ADMIN` in `CapEff` (include/uapi/linux/capability.h): needed for PFNs.
+const CAP_SYS_ADMIN: u32 = 21;
+/// Bit of `CAP_SYS_PTRACE`: reading other users' smaps.
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// The file a captured /proc keeps its facts in (who captured it, on which kernel).
+pub const CAPTURE_META: &str = "memtree-capture.txt";
+
+/// What `/proc/PID/stat` says about a process: enough to place it in a tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatInfo {
+    pub pid: u32,
+    pub ppid: u32,
+    pub name: String,
+    pub state: char,
+    pub flags: u32,
+}
+
+impl StatInfo {
+    pub fn is_kernel_thread(&self) -> bool {
+        self.flags & PF_KTHREAD != 0
+    }
+}
+
+/// What to read for each process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SampleOptions {
+    /// Also read the full per-mapping `smaps` (costly: a page-table walk plus text per mapping).
+    pub mappings: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    root: PathBuf,
+    /// A captured directory rather than the live /proc: missing files may carry a recorded
+    /// errno in `<file>.error`.
+    captured: bool,
+}
+
+impl Default for Sampler {
+    fn default() -> Self {
+        Self::live()
+    }
+}
+
+impl Sampler {
+    /// The live `/proc`.
+    pub fn live() -> Self {
+        Sampler { root: PathBuf::from("/proc"), captured: false }
+    }
+
+    /// A /proc-like directory: the live one or one written by `memtree capture`.
+    pub fn with_root(root: impl Into<PathBuf>) -> Self {
+        let root = root.into();
+        let captured = root.join(CAPTURE_META).exists();
+        Sampler { root, captured }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn is_captured(&self) -> bool {
+        self.captured
+    }
+
+    fn path(&self, pid: u32, file: &str) -> PathBuf {
+        let mut path = self.root.join(pid.to_string());
+        path.push(file);
+        path
+    }
+
+    /// Reads one file of one process whole.
+    pub fn read(&self, pid: u32, file: &str) -> Result<Vec<u8>, ReadError> {
+        let path = self.path(pid, file);
+        let mut bytes = Vec::new();
+        let result = fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes));
+        match result {
+            Ok(_) => Ok(bytes),
+            Err(err) => {
+                let err = ReadError::from_io(path.clone(), err);
+                if self.captured && matches!(err, ReadError::Vanished { .. }) {
+                    return Err(self.recorded_error(path).unwrap_or(err));
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// A captured /proc records a refused read as `<file>.error` holding the errno name.
+    fn recorded_error(&self, path: PathBuf) -> Option<ReadError> {
+        let mut marker = path.clone().into_os_string();
+        marker.push(".error");
+        let errno = fs::read_to_string(marker).ok()?;
+        match errno.trim() {
+            "EACCES" | "EPERM" => Some(ReadError::PermissionDenied { path }),
+            "ESRCH" | "ENOENT" => Some(ReadError::Vanished { path }),
+            _ => None,
+        }
+    }
+
+    /// Every pid under the root, in no particular order.
+    pub fn all_pids(&self) -> Result<Vec<u32>, ReadError> {
+        let entries =
+            fs::read_dir(&self.root).map_err(|e| ReadError::from_io(self.root.clone(), e))?;
+        Ok(entries
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .collect())
+    }
+
+    pub fn stat(&self, pid: u32) -> Result<StatInfo, ReadError> {
+        let bytes = self.read(pid, "stat")?;
+        let stat = procfs::process::Stat::from_read(&bytes[..])
+            .map_err(|e| ReadError::Parse { path: self.path(pid, "stat"), what: e.to_string() })?;
+        Ok(StatInfo {
+            pid,
+            ppid: u32::try_from(stat.ppid).unwrap_or(0),
+            name: stat.comm,
+            state: stat.state,
+            flags: stat.flags,
+        })
+    }
+
+    /// The `stat` of every process; processes that exit during the scan are left out.
+    pub fn scan(&self) -> Result<Vec<StatInfo>, ReadError> {
+        let pids = self.all_pids()?;
+        Ok(pids.into_iter().filter_map(|pid| self.stat(pid).ok()).collect())
+    }
+
+    /// The processes of the trees rooted at `roots` (each root included), parents before
+    /// children. A root that does not exist is an error naming it.
+    pub fn descendants(&self, roots: &[u32]) -> Result<Vec<StatInfo>, ReadError> {
+        let mut found = Vec::new();
+        let mut seen = HashSet::new();
+        let mut queue = VecDeque::new();
+        for &root in roots {
+            let info = self.stat(root)?;
+            if seen.insert(root) {
+                queue.push_back(info);
+            }
+        }
+        let mut by_ppid: Option<HashMap<u32, Vec<StatInfo>>> = None;
+        while let Some(info) = queue.pop_front() {
+            let pid = info.pid;
+            found.push(info);
+            let children: Vec<StatInfo> = if by_ppid.is_none()
+                && let Some(pids) = self.children_from_task_files(pid)
+            {
+                pids.into_iter().filter_map(|child| self.stat(child).ok()).collect()
+            } else {
+                // No `children` files (CONFIG_PROC_CHILDREN unset, as on this project's CI
+                // kernel): index every process by its parent, once.
+                let index = by_ppid.get_or_insert_with(|| self.index_by_ppid());
+                index.get(&pid).cloned().unwrap_or_default()
+            };
+            for child in children {
+                if seen.insert(child.pid) {
+                    queue.push_back(child);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Children through `/proc/PID/task/*/children`; `None` when the kernel has no such files.
+    fn children_from_task_files(&self, pid: u32) -> Option<Vec<u32>> {
+        let tasks = fs::read_dir(self.path(pid, "task")).ok()?;
+        let mut children = Vec::new();
+        let mut any = false;
+        for task in tasks.flatten() {
+            let Ok(text) = fs::read_to_string(task.path().join("children")) else {
+                continue;
+            };
+            any = true;
+            children.extend(text.split_ascii_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+        any.then_some(children)
+    }
+
+    fn index_by_ppid(&self) -> HashMap<u32, Vec<StatInfo>> {
+        let mut index: HashMap<u32, Vec<StatInfo>> = HashMap::new();
+        for info in self.scan().unwrap_or_default() {
+            index.entry(info.ppid).or_default().push(info);
+        }
+        for children in index.values_mut() {
+            children.sort_by_key(|c| c.pid);
+        }
+        index
+    }
+
+    /// Reads every process in `infos` (in parallel on the available cores) into a snapshot.
+    pub fn sample(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
+        let taken_at_unix =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let processes = infos.par_iter().map(|info| self.sample_one(info, options)).collect();
+        Snapshot { taken_at_unix, privileged: self.privileged(), processes }
+    }
+
+    pub fn sample_one(&self, info: &StatInfo, options: SampleOptions) -> ProcessSample {
+        let pid = info.pid;
+        let uid = self.read(pid, "status").ok().and_then(|status| parse_uid(&status));
+        let cmdline = self.read(pid, "cmdline").ok().map(|bytes| split_cmdline(&bytes));
+        let rollup = if info.is_kernel_thread() {
+            Err(Unreadable::NoAddressSpace)
+        } else {
+            self.read_rollup(pid)
+        };
+        let mappings = options.mappings.then(|| match &rollup {
+            Err(reason) => Err(reason.clone()),
+            Ok(_) => self.read_mappings(pid),
+        });
+        ProcessSample {
+            pid,
+            ppid: info.ppid,
+            name: info.name.clone(),
+            uid,
+            cmdline,
+            rollup,
+            mappings,
+        }
+    }
+
+    /// `smaps_rollup`, with an empty file or ESRCH explained (zombie, exited, kernel thread).
+    pub fn read_rollup(&self, pid: u32) -> Result<SmapsFields, Unreadable> {
+        let bytes = self.read(pid, "smaps_rollup").map_err(|e| self.explain(pid, e))?;
+        match smaps::parse_rollup(&bytes) {
+            Ok(Some(fields)) => Ok(fields),
+            Ok(None) => Err(self.explain_empty(pid)),
+            Err(err) => Err(Unreadable::Failed(format!(
+                "{}: cannot parse: {err}",
+                self.path(pid, "smaps_rollup").display()
+            ))),
+        }
+    }
+
+    /// The full per-mapping `smaps`.
+    pub fn read_mappings(&self, pid: u32) -> Result<Vec<MappingRaw>, Unreadable> {
+        let bytes = self.read(pid, "smaps").map_err(|e| self.explain(pid, e))?;
+        match smaps::parse_smaps(&bytes) {
+            Ok(maps) if maps.is_empty() => Err(self.explain_empty(pid)),
+            Ok(maps) => Ok(maps),
+            Err(err) => Err(Unreadable::Failed(format!(
+                "{}: cannot parse: {err}",
+                self.path(pid, "smaps").display()
+            ))),
+        }
+    }
+
+    /// Turns a failed read into a reason, looking at `stat` again to tell a zombie or a kernel
+    /// thread from a process that is gone.
+    fn explain(&self, pid: u32, err: ReadError) -> Unreadable {
+        match err {
+            ReadError::Vanished { .. } => self.explain_empty(pid),
+            ReadError::PermissionDenied { path } => Unreadable::PermissionDenied(format!(
+                "{} is readable only by the process's own user or root",
+                path.display()
+            )),
+            other => Unreadable::Failed(other.to_string()),
+        }
+    }
+
+    fn explain_empty(&self, pid: u32) -> Unreadable {
+        match self.stat(pid) {
+            Ok(info) if info.is_kernel_thread() => Unreadable::NoAddressSpace,
+            Ok(info) if info.state == 'Z' || info.state == 'X' => {
+                Unreadable::Vanished("exited (a zombie: its memory is already freed)".into())
+            }
+            Ok(_) => Unreadable::Vanished("its address space went away while it was read".into()),
+            Err(_) => Unreadable::Vanished("exited before its memory was read".into()),
+        }
+    }
+
+    /// Whether the reader may read every process's memory maps and physical frame numbers:
+    /// CAP_SYS_ADMIN and CAP_SYS_PTRACE in the effective set (root has both). For a captured
+    /// /proc, what the capturer had.
+    pub fn privileged(&self) -> bool {
+        if self.captured {
+            return fs::read_to_string(self.root.join(CAPTURE_META))
+                .map(|meta| meta.lines().any(|l| l.trim() == "privileged: true"))
+                .unwrap_or(false);
+        }
+        fs::read_to_string(self.root.join("self/status"))
+            .ok()
+            .and_then(|status| parse_cap_eff(&status))
+            .is_some_and(|caps| {
+                caps & (1 << CAP_SYS_ADMIN) != 0 && caps & (1 << CAP_SYS_PTRACE) != 0
+            })
+    }
+}
+
+/// The real uid: the first number of the `Uid:` line of `/proc/PID/status`.
+fn parse_uid(status: &[u8]) -> Option<u32> {
+    let text = std::str::from_utf8(status).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Uid:"))?;
+    line["Uid:".len()..].split_whitespace().next()?.parse().ok()
+}
+
+fn parse_cap_eff(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("CapEff:"))?;
+    u64::from_str_radix(line["CapEff:".len()..].trim(), 16).ok()
+}
+
+/// `/proc/PID/cmdline` is NUL-separated with a trailing NUL (empty for kernel threads).
+fn split_cmdline(bytes: &[u8]) -> Vec<String> {
+    let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Vec::new();
+    }
+    bytes.split(|b| *b == 0).map(|arg| String::from_utf8_lossy(arg).into_owned()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_splits_at_nuls() {
+        assert_eq!(split_cmdline(b"python3\0-c\0print(1)\0"), ["python3", "-c", "print(1)"]);
+        assert!(split_cmdline(b"").is_empty());
+        assert_eq!(split_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
+    }
+
+    #[test]
+    fn uid_and_caps_parse() {
+        let status = "Name:\tx\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(parse_uid(status.as_bytes()), Some(1000));
+        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
+        assert_eq!(parse_uid(b"Name:\tx\n"), None);
+    }
+}

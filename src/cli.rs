@@ -70,6 +70,10 @@ pub struct ReportArgs {
     /// Also read every mapping (`/proc/PID/smaps`) and group them by name across the tree.
     #[arg(long)]
     pub mappings: bool,
+    /// Write the report to FILE instead of stdout (with `-- CMD`, keeps it apart from CMD's
+    /// own output).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
     /// Read a /proc captured with `memtree capture` instead of the live one.
     #[arg(long, value_name = "DIR")]
     pub proc_root: Option<PathBuf>,
@@ -128,8 +132,19 @@ fn report(args: ReportArgs) -> Result<i32> {
     let sampler = sampler_for(args.proc_root.clone())?;
     let options = SampleOptions { mappings: args.mappings };
     let source = sampler.root().display().to_string();
-    let style =
-        Style { color: io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() };
+    // Opened first: a report path that cannot be written fails before anything runs.
+    let (mut out, style): (io::BufWriter<Box<dyn Write>>, Style) = match &args.output {
+        None => {
+            let color = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            (io::BufWriter::new(Box::new(io::stdout().lock())), Style { color })
+        }
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| {
+                usage(format!("cannot write the report to {}: {e}", path.display()))
+            })?;
+            (io::BufWriter::new(Box::new(file)), Style { color: false })
+        }
+    };
     let t = &args.target;
     let (accounting, meta, status) = if !t.command.is_empty() {
         if args.proc_root.is_some() {
@@ -185,8 +200,6 @@ fn report(args: ReportArgs) -> Result<i32> {
     } else {
         bail!(UsageError("no target: give --pid PID, --all, or -- CMD [ARGS...]".into()));
     };
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::new(stdout.lock());
     report::write_report(&mut out, args.format, &accounting, &meta, style)?;
     out.flush()?;
     Ok(status)

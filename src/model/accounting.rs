@@ -24,11 +24,11 @@ pub struct Figures {
     pub swap: Option<u64>,
     /// `SwapPss`: swap divided among the processes sharing each swap entry.
     pub swap_pss: Option<u64>,
-    /// The kernel's split of `Pss` (smaps_rollup since Linux 5.3).
+    /// The kernel's split of `Pss` (smaps_rollup only, on newer kernels).
     pub pss_anon: Option<u64>,
     pub pss_file: Option<u64>,
     pub pss_shmem: Option<u64>,
-    /// `Pss_Dirty` (Linux 6.0+).
+    /// `Pss_Dirty` (newer kernels only).
     pub pss_dirty: Option<u64>,
 }
 

@@ -7,9 +7,9 @@ use std::fmt;
 
 /// The memory fields of one `smaps` entry or of `smaps_rollup`, in bytes.
 ///
-/// Every field is an `Option`: a key the running kernel does not print (`Pss_Dirty` before
-/// Linux 6.0, `Pss_Anon`/`Pss_File`/`Pss_Shmem` before 5.3 in the rollup) stays `None` and is
-/// reported as absent, never as 0. See <https://docs.kernel.org/filesystems/proc.html>.
+/// Every field is an `Option`: a key the running kernel does not print (older kernels lack
+/// `Pss_Dirty`, `Pss_Anon`/`Pss_File`/`Pss_Shmem` and `KSM`) stays `None` and is reported as
+/// absent, never as 0. See <https://docs.kernel.org/filesystems/proc.html>.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SmapsFields {
     pub size: Option<u64>,

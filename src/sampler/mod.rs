@@ -348,6 +348,50 @@ mod tests {
         assert_eq!(split_cmdline(b"a\0\0b\0"), ["a", "", "b"]);
     }
 
+    fn write_proc(root: &Path, pid: u32, ppid: u32, children: Option<&str>) {
+        let dir = root.join(pid.to_string());
+        fs::create_dir_all(dir.join("task").join(pid.to_string())).unwrap();
+        let stat = format!(
+            "{pid} (p {pid}) S {ppid} 1 1 0 -1 4194304 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
+        );
+        fs::write(dir.join("stat"), stat).unwrap();
+        if let Some(children) = children {
+            fs::write(dir.join("task").join(pid.to_string()).join("children"), children).unwrap();
+        }
+    }
+
+    #[test]
+    fn descendants_follow_children_files_when_the_kernel_has_them() {
+        let root = tempfile::tempdir().unwrap();
+        write_proc(root.path(), 10, 1, Some("11 12 "));
+        write_proc(root.path(), 11, 10, Some(""));
+        write_proc(root.path(), 12, 10, Some("14"));
+        write_proc(root.path(), 14, 12, Some(""));
+        // Claims ppid 10 but no children file lists it: the children path must not find it.
+        write_proc(root.path(), 13, 10, Some(""));
+        let sampler = Sampler::with_root(root.path());
+        let mut pids: Vec<u32> =
+            sampler.descendants(&[10]).unwrap().iter().map(|p| p.pid).collect();
+        pids.sort_unstable();
+        assert_eq!(pids, [10, 11, 12, 14]);
+        let names: Vec<String> =
+            sampler.descendants(&[12]).unwrap().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["p 12", "p 14"]);
+    }
+
+    #[test]
+    fn descendants_fall_back_to_ppid_without_children_files() {
+        let root = tempfile::tempdir().unwrap();
+        write_proc(root.path(), 10, 1, None);
+        write_proc(root.path(), 11, 10, None);
+        write_proc(root.path(), 12, 11, None);
+        write_proc(root.path(), 13, 1, None);
+        let sampler = Sampler::with_root(root.path());
+        let pids: Vec<u32> = sampler.descendants(&[10]).unwrap().iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [10, 11, 12]);
+        assert!(matches!(sampler.descendants(&[99]), Err(ReadError::Vanished { .. })));
+    }
+
     #[test]
     fn uid_and_caps_parse() {
         let status = "Name:\tx\nUid:\t1000\t1000\t1000\t1000\nCapEff:\t000001ffffffffff\n";

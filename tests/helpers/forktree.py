@@ -1,0 +1,59 @@
+#!/usr/bin/env python3
+"""Test helper: a parent fills SIZE MiB with random bytes, forks WORKERS children that touch
+every page of it (read, or write = make their own copy), prints one line
+
+    ready PARENT_PID WORKER_PID...
+
+and holds until killed. Workers die with the parent (PR_SET_PDEATHSIG)."""
+import argparse
+import ctypes
+import os
+import random
+import signal
+import sys
+import time
+
+PR_SET_PDEATHSIG = 1
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def die_with_parent(parent):
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mib", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=3)
+    ap.add_argument("--touch", choices=["read", "write"], default="read")
+    ap.add_argument("--hold", type=float, default=600.0)
+    args = ap.parse_args()
+
+    data = random.Random(42).randbytes(args.size_mib << 20)
+    parent = os.getpid()
+    workers = []
+    for _ in range(args.workers):
+        pid = os.fork()
+        if pid == 0:
+            die_with_parent(parent)
+            if args.touch == "read":
+                # One byte of every page: every page is mapped (shared, copy-on-write).
+                sum(data[::PAGE])
+            else:
+                copy = bytearray(data)  # a private copy of identical content
+                copy[0] ^= 1
+            time.sleep(args.hold)
+            os._exit(0)
+        workers.append(pid)
+    # Let every worker touch its pages before saying ready.
+    time.sleep(0.3 + args.size_mib / 1024)
+    print("ready", parent, *workers, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    time.sleep(args.hold)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,10 @@
+//! memtree's integration tests, one binary: the CLI on captured fixtures, on live process trees,
+//! unprivileged, and on commands it runs.
+
+mod command;
+mod errors;
+mod fixtures;
+mod live;
+mod privilege;
+mod schema;
+mod support;

@@ -1,0 +1,180 @@
+//! The JSON schema `memtree.report/v1`, as the tests expect it: every field named, unknown
+//! fields refused, so any change to the output shows up here (and must reach docs/json.md).
+
+// Every field is here to pin the schema (deny_unknown_fields), not every one is asserted on.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub schema: String,
+    pub taken_at_unix: f64,
+    pub privileged: bool,
+    pub source: String,
+    pub target: serde_json::Value,
+    pub moment: String,
+    pub command: Option<Command>,
+    pub processes: Vec<Process>,
+    pub trees: Vec<Tree>,
+    pub totals: Totals,
+    pub mappings_by_name: Option<Vec<NameGroup>>,
+    pub explanation: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub duration_seconds: f64,
+    pub samples: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Process {
+    pub pid: u32,
+    pub ppid: u32,
+    pub tree: u32,
+    pub depth: usize,
+    pub name: String,
+    pub uid: Option<u32>,
+    pub cmdline: Option<Vec<String>>,
+    pub rss_bytes: Option<u64>,
+    pub pss_bytes: Option<u64>,
+    pub uss_bytes: Option<u64>,
+    pub shared_bytes: Option<u64>,
+    pub private_clean_bytes: Option<u64>,
+    pub private_dirty_bytes: Option<u64>,
+    pub shared_clean_bytes: Option<u64>,
+    pub shared_dirty_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+    pub swap_pss_bytes: Option<u64>,
+    pub pss_anon_bytes: Option<u64>,
+    pub pss_file_bytes: Option<u64>,
+    pub pss_shmem_bytes: Option<u64>,
+    pub pss_dirty_bytes: Option<u64>,
+    pub unreadable: Option<String>,
+    pub peak_rss_bytes: Option<Option<u64>>,
+    pub peak_pss_bytes: Option<Option<u64>>,
+    pub mappings: Option<Option<Vec<Mapping>>>,
+    pub mappings_unreadable: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mapping {
+    pub start: String,
+    pub end: String,
+    pub perms: String,
+    pub offset: u64,
+    pub name: String,
+    pub rss_bytes: Option<u64>,
+    pub pss_bytes: Option<u64>,
+    pub uss_bytes: Option<u64>,
+    pub shared_bytes: Option<u64>,
+    pub private_clean_bytes: Option<u64>,
+    pub private_dirty_bytes: Option<u64>,
+    pub shared_clean_bytes: Option<u64>,
+    pub shared_dirty_bytes: Option<u64>,
+    pub swap_bytes: Option<u64>,
+    pub swap_pss_bytes: Option<u64>,
+    pub pss_anon_bytes: Option<u64>,
+    pub pss_file_bytes: Option<u64>,
+    pub pss_shmem_bytes: Option<u64>,
+    pub pss_dirty_bytes: Option<u64>,
+    pub vm_flags: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tree {
+    pub root_pid: u32,
+    pub name: String,
+    pub totals: Totals,
+    pub mappings_by_name: Option<Vec<NameGroup>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Totals {
+    pub processes: usize,
+    pub readable_processes: usize,
+    pub unreadable_processes: usize,
+    pub unreadable_reasons: BTreeMap<String, usize>,
+    pub kernel_threads: usize,
+    pub rss_sum_bytes: Option<u64>,
+    pub pss_sum_bytes: Option<u64>,
+    pub uss_sum_bytes: Option<u64>,
+    pub shared_sum_bytes: Option<u64>,
+    pub swap_sum_bytes: Option<u64>,
+    pub swap_pss_sum_bytes: Option<u64>,
+    pub footprint_bytes: Option<u64>,
+    pub footprint_method: String,
+    pub overcount: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameGroup {
+    pub name: String,
+    pub processes: usize,
+    pub mappings: usize,
+    pub rss_sum_bytes: u64,
+    pub pss_sum_bytes: u64,
+    pub uss_sum_bytes: u64,
+    pub swap_sum_bytes: u64,
+}
+
+impl Report {
+    pub fn process(&self, pid: u32) -> &Process {
+        self.processes.iter().find(|p| p.pid == pid).unwrap_or_else(|| panic!("no pid {pid}"))
+    }
+
+    /// uss ≤ pss ≤ rss for every readable process, and the totals are the sums.
+    pub fn check_invariants(&self) {
+        for p in &self.processes {
+            if let (Some(rss), Some(pss), Some(uss)) = (p.rss_bytes, p.pss_bytes, p.uss_bytes) {
+                assert!(uss <= pss && pss <= rss, "pid {}: uss {uss} pss {pss} rss {rss}", p.pid);
+                assert_eq!(
+                    p.shared_bytes.unwrap() + uss,
+                    rss,
+                    "pid {}: shared + private = rss",
+                    p.pid
+                );
+                assert!(p.unreadable.is_none());
+            } else {
+                assert!(p.unreadable.is_some(), "pid {} has no figures and no reason", p.pid);
+                assert_eq!(p.rss_bytes, None);
+                assert_eq!(p.pss_bytes, None);
+            }
+        }
+        let readable: Vec<&Process> =
+            self.processes.iter().filter(|p| p.unreadable.is_none()).collect();
+        let sum = |f: fn(&Process) -> Option<u64>| -> Option<u64> {
+            if readable.is_empty() {
+                None
+            } else {
+                Some(readable.iter().map(|p| f(p).unwrap()).sum())
+            }
+        };
+        assert_eq!(self.totals.processes, self.processes.len());
+        assert_eq!(self.totals.readable_processes, readable.len());
+        assert_eq!(self.totals.rss_sum_bytes, sum(|p| p.rss_bytes));
+        assert_eq!(self.totals.pss_sum_bytes, sum(|p| p.pss_bytes));
+        assert_eq!(self.totals.uss_sum_bytes, sum(|p| p.uss_bytes));
+        assert_eq!(self.totals.shared_sum_bytes, sum(|p| p.shared_bytes));
+        if let (Some(pss), Some(swap_pss)) =
+            (self.totals.pss_sum_bytes, self.totals.swap_pss_sum_bytes)
+        {
+            assert_eq!(self.totals.footprint_bytes, Some(pss + swap_pss));
+            let overcount = self.totals.rss_sum_bytes.unwrap() as f64 / (pss + swap_pss) as f64;
+            assert!((self.totals.overcount.unwrap() - overcount).abs() < 0.001);
+        }
+        assert_eq!(self.totals.footprint_method, "pss_estimate");
+    }
+}

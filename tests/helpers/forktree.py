@@ -32,7 +32,10 @@ def main():
     ap.add_argument("--hold", type=float, default=600.0)
     args = ap.parse_args()
 
-    data = random.Random(42).randbytes(args.size_mib << 20)
+    rng = random.Random(42)
+    # randbytes takes at most 2**31 bits at once: build the buffer from 16 MiB chunks.
+    data = b"".join(rng.randbytes(min(16, args.size_mib - i) << 20)
+                    for i in range(0, args.size_mib, 16))
     parent = os.getpid()
     workers = []
     for _ in range(args.workers):

@@ -20,11 +20,14 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
     match (totals.rss_sum, totals.footprint, totals.overcount) {
         (Some(rss), Some(footprint), Some(overcount)) => {
             lines.push(format!(
-                "A monitor adding RSS shows {} for these {} {}; {} really {} about {} \
+                "A monitor adding RSS shows {} for {}; {} really {} about {} \
                  (estimated from PSS).",
                 human_bytes(rss),
-                readable,
-                plural(readable, "process", "processes"),
+                if readable == 1 {
+                    "this process".to_string()
+                } else {
+                    format!("these {readable} processes")
+                },
                 what,
                 if accounting.trees.len() > 1 { "use" } else { "uses" },
                 human_bytes(footprint),
@@ -56,21 +59,23 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
         }
         _ => {}
     }
-    lines.extend(unreadable_sentence(totals));
+    lines.extend(unreadable_sentence(totals, accounting.privileged));
     lines
 }
 
-fn unreadable_sentence(totals: &Totals) -> Option<String> {
+fn unreadable_sentence(totals: &Totals, privileged: bool) -> Option<String> {
     let count = totals.unreadable_count();
     if count == 0 {
         return None;
     }
     let reasons: Vec<String> =
         totals.unreadable.iter().map(|(kind, n)| format!("{n} {kind}")).collect();
-    let hint = if totals.unreadable.contains_key("permission denied") {
-        " Run memtree as root (or as their user) to include them."
-    } else {
-        ""
+    let hint = match (totals.unreadable.contains_key("permission denied"), privileged) {
+        (true, false) => " Run memtree as root (or as their user) to include them.",
+        (true, true) => {
+            " Root is refused too: a container boundary or a security module hides them."
+        }
+        (false, _) => "",
     };
     Some(format!(
         "{count} {} could not be read ({}); {} memory is not in these sums.{hint}",

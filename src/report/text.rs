@@ -25,7 +25,9 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
             format!("trees of {}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
         }
         Target::All => format!("every process ({} trees)", accounting.trees.len()),
-        Target::Command(argv) => format!("`{}`", argv.join(" ")),
+        Target::Command(argv) => {
+            format!("`{}`", argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "))
+        }
     };
     let when = match &meta.run {
         None => utc_timestamp(accounting.taken_at_unix),
@@ -44,6 +46,16 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
         }
     };
     format!("memtree report: {what}, {when}, from {}", meta.source)
+}
+
+/// An argument as a shell would need it typed: bare when safe, else in single quotes.
+fn shell_quote(arg: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !arg.is_empty() && arg.chars().all(safe) {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
 }
 
 fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {

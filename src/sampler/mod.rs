@@ -279,6 +279,12 @@ impl Sampler {
     fn explain(&self, pid: u32, err: ReadError) -> Unreadable {
         match err {
             ReadError::Vanished { .. } => self.explain_empty(pid),
+            ReadError::PermissionDenied { path } if self.privileged() => {
+                Unreadable::PermissionDenied(format!(
+                    "{} is refused even to root (a container boundary or a security module)",
+                    path.display()
+                ))
+            }
             ReadError::PermissionDenied { path } => Unreadable::PermissionDenied(format!(
                 "{} is readable only by the process's own user or root",
                 path.display()

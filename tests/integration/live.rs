@@ -159,8 +159,9 @@ fn with_mappings_the_buffer_is_the_largest_shared_name() {
     let report = report_json(&["--pid", &tree.parent.to_string(), "--mappings"]);
     let groups = report.trees[0].mappings_by_name.as_ref().unwrap();
     let top = &groups[0];
-    // Python's large bytes object lives in an anonymous mapping.
-    assert_eq!(top.name, "[anon]");
+    // Python's large bytes object lives in an anonymous mapping, or in the heap when glibc's
+    // dynamic mmap threshold has grown past its size.
+    assert!(top.name == "[anon]" || top.name == "[heap]", "{top:?}");
     assert_eq!(top.processes, 3);
     assert!(top.rss_sum_bytes >= 3 * 32 * MIB);
     for pid in tree.all() {

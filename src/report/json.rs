@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::{Meta, Target, explain};
 use crate::model::tree::{MappingRow, NameGroup, ProcessRow};
 use crate::model::{Accounting, Figures, Totals};
+use crate::runner::workload::Spec;
 
 pub const SCHEMA: &str = "memtree.report/v1";
 
@@ -37,6 +38,26 @@ enum TargetJson<'a> {
     Pids { pids: &'a [u32] },
     All,
     Command { argv: &'a [String] },
+    Workload { workloads: Vec<WorkloadJson> },
+}
+
+#[derive(Serialize)]
+struct WorkloadJson {
+    variant: &'static str,
+    size_bytes: u64,
+    workers: usize,
+    touch: String,
+}
+
+impl From<&Spec> for WorkloadJson {
+    fn from(spec: &Spec) -> Self {
+        WorkloadJson {
+            variant: spec.variant.as_str(),
+            size_bytes: spec.size_bytes,
+            workers: spec.workers,
+            touch: spec.touch.to_string(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -130,8 +151,9 @@ struct TreeJson<'a> {
     mappings_by_name: Option<Vec<NameJson<'a>>>,
 }
 
+/// The totals object, shared with `memtree.compare/v1`.
 #[derive(Serialize)]
-struct TotalsJson {
+pub(crate) struct TotalsJson {
     processes: usize,
     readable_processes: usize,
     unreadable_processes: usize,
@@ -245,6 +267,9 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
             Target::Pids(pids) => TargetJson::Pids { pids },
             Target::All => TargetJson::All,
             Target::Command(argv) => TargetJson::Command { argv },
+            Target::Workload(specs) => {
+                TargetJson::Workload { workloads: specs.iter().map(WorkloadJson::from).collect() }
+            }
         },
         moment: if peak { "peak" } else { "now" },
         command: meta.run.as_ref().map(|run| CommandJson {

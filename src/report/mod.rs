@@ -1,6 +1,7 @@
 //! Report layer: formats one [`Accounting`] as a table, JSON or markdown, to any writer.
 //! Reads nothing from /proc: everything comes from the model.
 
+pub mod compare;
 pub mod explain;
 pub mod grid;
 pub mod json;
@@ -26,6 +27,8 @@ pub enum Target {
     Pids(Vec<u32>),
     All,
     Command(Vec<String>),
+    /// Built-in workloads memtree started (one tree each).
+    Workload(Vec<crate::runner::workload::Spec>),
 }
 
 /// How a `report -- CMD` run ended.

@@ -25,6 +25,17 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
             format!("trees of {}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
         }
         Target::All => format!("every process ({} trees)", accounting.trees.len()),
+        Target::Workload(specs) => {
+            let names: Vec<&str> = specs.iter().map(|s| s.variant.as_str()).collect();
+            let first = &specs[0];
+            format!(
+                "workload {} ({} × {} workers, touch {})",
+                names.join(" + "),
+                crate::units::human_bytes(first.size_bytes),
+                first.workers,
+                first.touch
+            )
+        }
         Target::Command(argv) => {
             format!("`{}`", argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "))
         }

@@ -2,4 +2,7 @@
 //! command for `report -- CMD`; the built-in workloads come here too.
 
 pub mod command;
+pub mod memory;
 pub mod signals;
+pub mod spawn;
+pub mod workload;

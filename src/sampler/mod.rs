@@ -304,6 +304,19 @@ impl Sampler {
         }
     }
 
+    /// `MemAvailable` from `/proc/meminfo`: the kernel's estimate of memory available for new
+    /// allocations without swapping.
+    pub fn mem_available(&self) -> Result<u64, ReadError> {
+        let path = self.root.join("meminfo");
+        let text = fs::read_to_string(&path).map_err(|e| ReadError::from_io(path.clone(), e))?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("MemAvailable:"))
+            .and_then(|rest| rest.trim().strip_suffix("kB"))
+            .and_then(|kib| kib.trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .ok_or(ReadError::Parse { path, what: "no MemAvailable line".into() })
+    }
+
     /// Whether the reader may read every process's memory maps and physical frame numbers:
     /// CAP_SYS_ADMIN and CAP_SYS_PTRACE in the effective set (root has both). For a captured
     /// /proc, what the capturer had.

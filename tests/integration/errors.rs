@@ -27,6 +27,17 @@ fn bad_input_is_one_line_and_status_2() {
     bad(&["report", "--proc-root", "/nonexistent", "--all"], "not a directory");
     bad(&["report", "--all", "--output", "/nonexistent/dir/report.json"], "cannot write");
     bad(&["frobnicate"], "unrecognized subcommand");
+    bad(&["run", "fork", "--size", "12bananas"], "12bananas");
+    bad(&["run", "fork", "--size", "12"], "too small");
+    bad(&["run", "fork", "--workers", "0"], "--workers");
+    bad(&["run", "fork", "--hold", "forever"], "forever");
+    bad(&["run", "fork", "--touch", "scribble"], "scribble");
+    bad(&["run", "fork", "--touch", "write=2"], "write=2");
+    bad(&["run", "teleport"], "invalid value 'teleport'");
+    bad(&["run"], "VARIANT");
+    bad(&["report", "--workload", "teleport"], "invalid value 'teleport'");
+    bad(&["report", "--workload", "fork", "--pid", "1"], "cannot be used with");
+    bad(&["compare", "--workers", "0"], "--workers");
 }
 
 #[test]

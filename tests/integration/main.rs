@@ -8,3 +8,4 @@ mod live;
 mod privilege;
 mod schema;
 mod support;
+mod workloads;

@@ -1,0 +1,248 @@
+//! CLI layer: the command line (clap derive) and what each subcommand does with the sampler,
+//! the model and the report. Bad input becomes a [`UsageError`]: one line, exit status 2.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+mod report_cmd;
+mod workload_cmd;
+
+use crate::report::{Format, Style};
+use crate::runner::workload::{EventFormat, Spec, Touch, Variant};
+use crate::sampler::{ReadError, Sampler, capture};
+use crate::units;
+
+/// Bad input: printed as one line, exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "memtree",
+    version,
+    about = "How much memory a process tree really uses, and which of it is truly duplicated \
+             rather than shared.",
+    after_help = "Examples:\n  memtree report --pid 1234\n  memtree report --all --format json | jq \
+                  .totals\n  memtree report -- python3 train.py"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Print a one-shot report of a process tree: RSS, PSS, USS, shared, swap, and what the
+    /// tree really uses.
+    Report(ReportArgs),
+    /// Run a built-in workload: fill SIZE bytes and hand them to N workers by fork, by
+    /// serialization through pipes, or through shared memory; then hold so any tool can look.
+    Run(RunArgs),
+    /// Run the fork, serialize and shared workloads one after another with the same data and
+    /// compare them side by side.
+    Compare(CompareArgs),
+    /// Copy the /proc files of a process tree into a directory, for a bug report or a test
+    /// fixture; `report --proc-root DIR` reads it back.
+    Capture(CaptureArgs),
+}
+
+/// Which built-in workload a report inspects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkloadChoice {
+    Fork,
+    Serialize,
+    Shared,
+    /// The three at once, as three trees (sizes scaled down to fit in memory).
+    All,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Report the tree rooted at PID (repeatable: one tree per PID).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Report every process on the machine, grouped by tree.
+    #[arg(long, conflicts_with = "pids")]
+    pub all: bool,
+    /// Start a built-in workload, report it once every worker holds its data, and stop it
+    /// (see `memtree run`; sized by --size, --workers, --touch).
+    #[arg(long, value_enum, value_name = "VARIANT", conflicts_with_all = ["pids", "all"])]
+    pub workload: Option<WorkloadChoice>,
+    /// Run CMD, follow its tree until it exits, and report the tree at its peak footprint.
+    #[arg(last = true, value_name = "CMD", conflicts_with_all = ["pids", "all", "workload"])]
+    pub command: Vec<String>,
+}
+
+/// How big a built-in workload is.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadArgs {
+    /// Bytes of pseudo-random data the parent fills (256MiB, 1G, 512k…) [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    pub size: Option<u64>,
+    /// Worker processes that get the data [default: 4].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
+    /// What each worker does with the data: none, read (every page), write (one byte in every
+    /// page) or write=F (in a fraction F of the pages) [default: read].
+    #[arg(long, value_name = "HOW", value_parser = parse_touch)]
+    pub touch: Option<Touch>,
+    /// Run even when the projected memory exceeds what the machine has available.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl WorkloadArgs {
+    pub fn spec(&self, variant: Variant, default_size: u64, default_workers: usize) -> Spec {
+        Spec {
+            variant,
+            size_bytes: self.size.unwrap_or(default_size),
+            workers: self.workers.map_or(default_workers, usize::from),
+            touch: self.touch.unwrap_or(Touch::Read),
+        }
+    }
+}
+
+fn parse_size_arg(text: &str) -> Result<u64, String> {
+    let bytes = units::parse_size(text)?;
+    if bytes < 4096 {
+        return Err(format!("{text:?} is too small: at least 4KiB"));
+    }
+    Ok(bytes)
+}
+
+fn parse_touch(text: &str) -> Result<Touch, String> {
+    text.parse()
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Also read every mapping (`/proc/PID/smaps`) and group them by name across the tree.
+    #[arg(long)]
+    pub mappings: bool,
+    /// Write the report to FILE instead of stdout (with `-- CMD`, keeps it apart from CMD's
+    /// own output).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Read a /proc captured with `memtree capture` instead of the live one.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["workload", "command"])]
+    pub proc_root: Option<PathBuf>,
+    /// With `-- CMD`: how often to sample the running tree (it never takes more than half of
+    /// one core).
+    #[arg(long, value_name = "DURATION", default_value = "25ms", value_parser = units::parse_duration)]
+    pub interval: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// fork: workers inherit the buffer copy-on-write; serialize: each worker receives its own
+    /// copy through a pipe; shared: one memfd mapped by every worker.
+    #[arg(value_enum)]
+    pub variant: Variant,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// How long to hold once every worker has its data (500ms, 30s, 2m) [default: until
+    /// Ctrl-C].
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    pub hold: Option<Duration>,
+    /// How to print progress: for people, or one JSON object a line (for programs).
+    #[arg(long, value_enum, default_value = "human", hide = true)]
+    pub events: EventFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Capture the tree rooted at PID (repeatable).
+    #[arg(long = "pid", value_name = "PID", required = true)]
+    pub pids: Vec<u32>,
+    /// The directory to write (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+/// Runs a parsed command line; returns the process exit status.
+pub fn run(cli: Cli) -> Result<i32> {
+    match cli.command {
+        Cmd::Report(args) => report_cmd::report(args),
+        Cmd::Run(args) => workload_cmd::run(args),
+        Cmd::Compare(args) => workload_cmd::compare(args),
+        Cmd::Capture(args) => capture_cmd(args),
+    }
+}
+
+/// Where a report goes: stdout (coloured on a terminal unless NO_COLOR is set) or a file.
+/// Opened before any work, so a path that cannot be written fails first.
+fn open_output(path: Option<&PathBuf>) -> Result<(io::BufWriter<Box<dyn Write>>, Style)> {
+    Ok(match path {
+        None => {
+            let color = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            (io::BufWriter::new(Box::new(io::stdout().lock())), Style { color })
+        }
+        Some(path) => {
+            let file = std::fs::File::create(path).map_err(|e| {
+                usage(format!("cannot write the report to {}: {e}", path.display()))
+            })?;
+            (io::BufWriter::new(Box::new(file)), Style { color: false })
+        }
+    })
+}
+
+fn sampler_for(proc_root: Option<PathBuf>) -> Result<Sampler> {
+    match proc_root {
+        None => Ok(Sampler::live()),
+        Some(dir) => {
+            if !dir.is_dir() {
+                return Err(usage(format!("--proc-root {}: not a directory", dir.display())));
+            }
+            Ok(Sampler::with_root(dir))
+        }
+    }
+}
+
+/// Maps a root that cannot be read to a one-line usage error.
+fn root_error(err: ReadError, pids: &[u32]) -> anyhow::Error {
+    match err {
+        ReadError::Vanished { path } => {
+            let pid = path
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|p| p.to_str())
+                .map_or_else(|| format!("{pids:?}"), str::to_string);
+            usage(format!("no process with pid {pid}"))
+        }
+        other => anyhow::Error::new(other).context("cannot read the target's process list"),
+    }
+}
+
+fn capture_cmd(args: CaptureArgs) -> Result<i32> {
+    let sampler = Sampler::live();
+    let processes = sampler.descendants(&args.pids).map_err(|e| root_error(e, &args.pids))?;
+    let count = capture::capture(&sampler, &processes, &args.out)
+        .with_context(|| format!("cannot write the capture to {}", args.out.display()))?;
+    eprintln!("memtree: captured {count} processes into {}", args.out.display());
+    Ok(0)
+}

@@ -7,9 +7,16 @@ use super::accounting::Figures;
 use super::snapshot::Snapshot;
 use super::tree::{Peak, Totals};
 
+/// Samples whose footprint is within this fraction of the highest count as the peak; among
+/// them the one with the highest Σ RSS wins (the moment a monitor looked worst), so a plateau
+/// is reported when every process of it has mapped its data, not at its first sample.
+const PLATEAU: f64 = 0.01;
+
 #[derive(Debug, Default)]
 pub struct PeakTracker {
-    best: Option<(u64, Snapshot)>,
+    /// (footprint, rss_sum, snapshot) of the chosen sample.
+    best: Option<(u64, u64, Snapshot)>,
+    max_footprint: u64,
     per_pid: HashMap<u32, Peak>,
     samples: usize,
 }
@@ -33,11 +40,23 @@ impl PeakTracker {
                 let peak = self.per_pid.entry(process.pid).or_default();
                 peak.rss = peak.rss.max(f.rss.unwrap_or(0));
                 peak.pss = peak.pss.max(f.pss.unwrap_or(0));
+                peak.uss = peak.uss.max(f.uss.unwrap_or(0));
             }
         }
-        let footprint = Totals::of(&figures).footprint?;
-        if self.best.as_ref().is_none_or(|(best, _)| footprint > *best) {
-            self.best = Some((footprint, snapshot));
+        let totals = Totals::of(&figures);
+        let footprint = totals.footprint?;
+        let rss_sum = totals.rss_sum.unwrap_or(0);
+        self.max_footprint = self.max_footprint.max(footprint);
+        let floor = self.max_footprint as f64 * (1.0 - PLATEAU);
+        let replace = match &self.best {
+            None => true,
+            Some((best_footprint, best_rss, _)) => {
+                (*best_footprint as f64) < floor
+                    || (footprint as f64 >= floor && rss_sum > *best_rss)
+            }
+        };
+        if replace {
+            self.best = Some((footprint, rss_sum, snapshot));
         }
         Some(footprint)
     }
@@ -49,7 +68,7 @@ impl PeakTracker {
     /// The snapshot at the peak footprint (if any sample could be read), and every process's own
     /// peak, including processes that had exited by then.
     pub fn finish(self) -> (Option<Snapshot>, HashMap<u32, Peak>) {
-        (self.best.map(|(_, snapshot)| snapshot), self.per_pid)
+        (self.best.map(|(_, _, snapshot)| snapshot), self.per_pid)
     }
 }
 
@@ -92,7 +111,31 @@ mod tests {
         let (best, peaks) = tracker.finish();
         let best = best.unwrap();
         assert_eq!(best.processes.len(), 2);
-        assert_eq!(peaks[&1], Peak { rss: 300, pss: 300 });
-        assert_eq!(peaks[&2], Peak { rss: 900, pss: 860 });
+        assert_eq!(peaks[&1], Peak { rss: 300, pss: 300, uss: 0 });
+        assert_eq!(peaks[&2], Peak { rss: 900, pss: 860, uss: 0 });
+    }
+
+    #[test]
+    fn on_a_plateau_the_sample_where_rss_looked_worst_wins() {
+        let mut tracker = PeakTracker::new();
+        tracker.observe(snap(&[(1, 100, 100), (2, 10, 1000)]));
+        // Same footprint (±1 %), but both processes now map the shared data: Σ RSS is higher.
+        tracker.observe(snap(&[(1, 1000, 550), (2, 1000, 545)]));
+        // Lower footprint: not the peak, however high its RSS.
+        tracker.observe(snap(&[(1, 5000, 500), (2, 5000, 400)]));
+        let (best, _) = tracker.finish();
+        let rss: Vec<u64> = best
+            .unwrap()
+            .processes
+            .iter()
+            .map(|p| p.rollup.as_ref().unwrap().rss.unwrap())
+            .collect();
+        assert_eq!(rss, [1000, 1000]);
+        // A new, higher peak replaces a plateau sample.
+        let mut tracker = PeakTracker::new();
+        tracker.observe(snap(&[(1, 9000, 100)]));
+        tracker.observe(snap(&[(1, 10, 200)]));
+        let (best, _) = tracker.finish();
+        assert_eq!(best.unwrap().processes[0].rollup.as_ref().unwrap().pss, Some(200));
     }
 }

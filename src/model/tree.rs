@@ -36,6 +36,7 @@ impl FootprintMethod {
 pub struct Peak {
     pub rss: u64,
     pub pss: u64,
+    pub uss: u64,
 }
 
 /// One mapping of one process.

@@ -125,6 +125,8 @@ struct ProcessJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     peak_pss_bytes: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    peak_uss_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mappings: Option<Option<Vec<MappingJson<'a>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_unreadable: Option<String>,
@@ -251,6 +253,7 @@ fn process<'a>(row: &'a ProcessRow, tree: u32, peak: bool) -> ProcessJson<'a> {
         unreadable: row.figures.as_ref().err().map(ToString::to_string),
         peak_rss_bytes: peak.then(|| row.peak.map(|p| p.rss)),
         peak_pss_bytes: peak.then(|| row.peak.map(|p| p.pss)),
+        peak_uss_bytes: peak.then(|| row.peak.map(|p| p.uss)),
         mappings,
         mappings_unreadable,
     }

@@ -6,6 +6,7 @@ mod errors;
 mod fixtures;
 mod live;
 mod privilege;
+mod python;
 mod schema;
 mod support;
 mod workloads;

@@ -61,6 +61,7 @@ pub struct Process {
     pub unreadable: Option<String>,
     pub peak_rss_bytes: Option<Option<u64>>,
     pub peak_pss_bytes: Option<Option<u64>>,
+    pub peak_uss_bytes: Option<Option<u64>>,
     pub mappings: Option<Option<Vec<Mapping>>>,
     pub mappings_unreadable: Option<String>,
 }

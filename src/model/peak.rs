@@ -9,8 +9,9 @@ use super::tree::{Peak, Totals};
 
 /// Samples whose footprint is within this fraction of the highest count as the peak; among
 /// them the one with the highest Σ RSS wins (the moment a monitor looked worst), so a plateau
-/// is reported when every process of it has mapped its data, not at its first sample.
-const PLATEAU: f64 = 0.01;
+/// is reported when every process of it has mapped its data, not at its first sample. Sampled
+/// footprints of a steady tree move by a few percent (allocator churn, pages being mapped).
+const PLATEAU: f64 = 0.05;
 
 #[derive(Debug, Default)]
 pub struct PeakTracker {
@@ -59,6 +60,11 @@ impl PeakTracker {
             self.best = Some((footprint, rss_sum, snapshot));
         }
         Some(footprint)
+    }
+
+    /// The highest footprint seen (the reported sample's is within [`PLATEAU`] of it).
+    pub fn max_footprint(&self) -> Option<u64> {
+        self.best.as_ref().map(|_| self.max_footprint)
     }
 
     pub fn samples(&self) -> usize {

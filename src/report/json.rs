@@ -66,6 +66,7 @@ struct CommandJson {
     signal: Option<i32>,
     duration_seconds: f64,
     samples: usize,
+    peak_footprint_bytes: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -280,6 +281,7 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
             signal: run.signal,
             duration_seconds: run.duration_seconds,
             samples: run.samples,
+            peak_footprint_bytes: run.peak_footprint,
         }),
         processes: accounting
             .trees

@@ -41,6 +41,8 @@ pub struct RunOutcome {
     pub duration_seconds: f64,
     /// Samples of the tree taken while it ran.
     pub samples: usize,
+    /// The highest footprint any sample had (the reported sample is within 5 % of it).
+    pub peak_footprint: Option<u64>,
 }
 
 /// Everything about the report that is not the accounting itself.

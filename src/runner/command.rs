@@ -93,6 +93,7 @@ pub fn follow(
         _ => (None, None),
     };
     let samples = tracker.samples();
+    let peak_footprint = tracker.max_footprint();
     let (peak, peaks) = tracker.finish();
     Ok(FollowedRun {
         peak,
@@ -102,6 +103,7 @@ pub fn follow(
             signal,
             duration_seconds: started.elapsed().as_secs_f64(),
             samples,
+            peak_footprint,
         },
         pid,
     })

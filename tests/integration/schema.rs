@@ -32,6 +32,7 @@ pub struct Command {
     pub signal: Option<i32>,
     pub duration_seconds: f64,
     pub samples: usize,
+    pub peak_footprint_bytes: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -135,6 +135,10 @@ pub struct ReportArgs {
     /// Also read every mapping (`/proc/PID/smaps`) and group them by name across the tree.
     #[arg(long)]
     pub mappings: bool,
+    /// Exact accounting from physical pages (pagemap + kpagecount; needs root): the real
+    /// footprint, what exiting frees, who shares with whom.
+    #[arg(long)]
+    pub exact: bool,
     /// Write the report to FILE instead of stdout (with `-- CMD`, keeps it apart from CMD's
     /// own output).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -169,6 +173,9 @@ pub struct RunArgs {
 pub struct CompareArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
+    /// Exact footprints from physical pages (needs root).
+    #[arg(long)]
+    pub exact: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,

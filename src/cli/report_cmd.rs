@@ -13,7 +13,7 @@ use crate::sampler::{SampleOptions, Sampler};
 
 pub fn report(args: ReportArgs) -> Result<i32> {
     let sampler = sampler_for(args.proc_root.clone())?;
-    let options = SampleOptions { mappings: args.mappings };
+    let options = SampleOptions { mappings: args.mappings, exact: args.exact };
     let source = sampler.root().display().to_string();
     let (mut out, style) = open_output(args.output.as_ref())?;
     let t = &args.target;
@@ -26,6 +26,8 @@ pub fn report(args: ReportArgs) -> Result<i32> {
             taken_at_unix: 0.0,
             privileged: sampler.privileged(),
             processes: Vec::new(),
+            pfn_table: None,
+            page_size: 4096,
         });
         // CMD, and any orphan of its tree re-parented to memtree, roots a tree.
         let roots: Vec<u32> =

@@ -87,6 +87,8 @@ mod tests {
         Snapshot {
             taken_at_unix: 0.0,
             privileged: true,
+            pfn_table: None,
+            page_size: 4096,
             processes: entries
                 .iter()
                 .map(|&(pid, rss, pss)| ProcessSample {
@@ -102,6 +104,7 @@ mod tests {
                         ..SmapsFields::default()
                     }),
                     mappings: None,
+                    pages: None,
                 })
                 .collect(),
         }

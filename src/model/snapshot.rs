@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use super::exact::{PagesRaw, PfnTable};
+
 /// The memory fields of one `smaps` entry or of `smaps_rollup`, in bytes.
 ///
 /// Every field is an `Option`: a key the running kernel does not print (older kernels lack
@@ -113,6 +115,8 @@ pub struct ProcessSample {
     pub rollup: Result<SmapsFields, Unreadable>,
     /// Per-mapping `smaps`, only when asked for (`--mappings`).
     pub mappings: Option<Result<Vec<MappingRaw>, Unreadable>>,
+    /// Present and swapped pages from `pagemap`, only when asked for (`--exact`).
+    pub pages: Option<Result<PagesRaw, Unreadable>>,
 }
 
 /// One pass of the sampler over a set of processes.
@@ -123,4 +127,8 @@ pub struct Snapshot {
     /// The reader holds CAP_SYS_ADMIN/CAP_SYS_PTRACE-level privilege (see `sampler::privileged`).
     pub privileged: bool,
     pub processes: Vec<ProcessSample>,
+    /// kpagecount/kpageflags of the frames the processes map, only with `--exact`.
+    pub pfn_table: Option<Result<PfnTable, Unreadable>>,
+    /// The base page size pagemap entries describe.
+    pub page_size: u64,
 }

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::accounting::Figures;
+use super::exact::{self, ExactProcess, ExactTotals, PagesRaw, PfnTable, Workspace};
 use super::snapshot::{MappingRaw, ProcessSample, Snapshot, Unreadable};
 
 /// How the processes of a snapshot are grouped into trees.
@@ -21,12 +22,15 @@ pub enum FootprintMethod {
     /// Σ pss + Σ swap_pss: a fair share, including fractions of pages shared with processes
     /// outside the tree. An estimate.
     PssEstimate,
+    /// Distinct physical frames mapped by the tree plus distinct swap entries (`--exact`).
+    Pagemap,
 }
 
 impl FootprintMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             FootprintMethod::PssEstimate => "pss_estimate",
+            FootprintMethod::Pagemap => "pagemap",
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct ProcessRow {
     pub uid: Option<u32>,
     pub cmdline: Option<Vec<String>>,
     pub figures: Result<Figures, Unreadable>,
+    /// With `--exact`: rss, pss, uss recomputed from the process's physical pages.
+    pub exact: Option<Result<ExactProcess, Unreadable>>,
     pub peak: Option<Peak>,
     pub mappings: Option<Result<Vec<MappingRow>, Unreadable>>,
 }
@@ -114,6 +120,8 @@ pub struct Totals {
     pub footprint_method: FootprintMethod,
     /// `rss_sum / footprint`.
     pub overcount: Option<f64>,
+    /// With `--exact`: the figures from physical pages, or why there are none.
+    pub exact: Option<Result<ExactTotals, Unreadable>>,
 }
 
 impl Totals {
@@ -131,6 +139,7 @@ impl Totals {
             footprint: None,
             footprint_method: FootprintMethod::PssEstimate,
             overcount: None,
+            exact: None,
         };
         for entry in figures {
             totals.processes += 1;
@@ -148,11 +157,30 @@ impl Totals {
             }
         }
         totals.footprint = totals.pss_sum.map(|pss| pss + totals.swap_pss_sum.unwrap_or(0));
-        totals.overcount = match (totals.rss_sum, totals.footprint) {
+        totals.set_overcount();
+        totals
+    }
+
+    fn set_overcount(&mut self) {
+        self.overcount = match (self.rss_sum, self.footprint) {
             (Some(rss), Some(footprint)) if footprint > 0 => Some(rss as f64 / footprint as f64),
             _ => None,
         };
-        totals
+    }
+
+    /// Takes the exact figures: the footprint becomes the count of distinct frames.
+    pub fn set_exact(&mut self, exact: Result<ExactTotals, Unreadable>) {
+        if let Ok(e) = &exact {
+            self.footprint = Some(e.footprint);
+            self.footprint_method = FootprintMethod::Pagemap;
+            self.set_overcount();
+        }
+        self.exact = Some(exact);
+    }
+
+    /// The exact figures when they were computed.
+    pub fn exact_ok(&self) -> Option<&ExactTotals> {
+        self.exact.as_ref()?.as_ref().ok()
     }
 
     /// Processes left out of the sums (kernel threads excluded: they have no memory).
@@ -264,6 +292,7 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
         list.sort_unstable();
     }
 
+    let mut ws = Workspace::default();
     let mut trees: Vec<Tree> = top_roots
         .iter()
         .map(|&root| {
@@ -281,7 +310,12 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
                     }
                 }
             }
-            let totals = Totals::of(processes.iter().map(|p| &p.figures));
+            let mut totals = Totals::of(processes.iter().map(|p| &p.figures));
+            if let Some(table) = &snapshot.pfn_table {
+                let page_size = snapshot.page_size;
+                let exact = account_exact(&mut processes, &by_pid, table, page_size, &mut ws, true);
+                totals.set_exact(exact);
+            }
             let mappings_by_name = group_by_name(&processes);
             Tree {
                 root_pid: root,
@@ -296,7 +330,17 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
     if *grouping == Grouping::Machine {
         trees.sort_by_key(|t| std::cmp::Reverse(t.totals.footprint));
     }
-    let totals = Totals::of(trees.iter().flat_map(|t| t.processes.iter().map(|p| &p.figures)));
+    let mut totals = Totals::of(trees.iter().flat_map(|t| t.processes.iter().map(|p| &p.figures)));
+    if let Some(table) = &snapshot.pfn_table {
+        let exact = if trees.len() == 1 {
+            trees[0].totals.exact.clone().expect("set above")
+        } else {
+            // Every tree together, without pairs (see `exact::exact`).
+            let mut all: Vec<ProcessRow> = trees.iter().flat_map(|t| t.processes.clone()).collect();
+            account_exact(&mut all, &by_pid, table, snapshot.page_size, &mut ws, false)
+        };
+        totals.set_exact(exact);
+    }
     let all_rows: Vec<&ProcessRow> = trees.iter().flat_map(|t| &t.processes).collect();
     let mappings_by_name = group_by_name_refs(&all_rows);
     Accounting {
@@ -306,6 +350,46 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
         totals,
         mappings_by_name,
     }
+}
+
+/// The exact figures of the processes in `rows`, each row given its own.
+fn account_exact(
+    rows: &mut [ProcessRow],
+    by_pid: &HashMap<u32, &ProcessSample>,
+    table: &Result<PfnTable, Unreadable>,
+    page_size: u64,
+    ws: &mut Workspace,
+    want_pairs: bool,
+) -> Result<ExactTotals, Unreadable> {
+    let table = match table {
+        Ok(table) => table,
+        Err(reason) => {
+            for row in rows.iter_mut() {
+                row.exact = Some(Err(reason.clone()));
+            }
+            return Err(reason.clone());
+        }
+    };
+    let mut readable = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        if let Some(Ok(pages)) = by_pid.get(&row.pid).and_then(|p| p.pages.as_ref()) {
+            readable.push((index, row.pid, pages));
+        }
+    }
+    let input: Vec<(u32, &PagesRaw)> =
+        readable.iter().map(|(_, pid, pages)| (*pid, *pages)).collect();
+    let (totals, per) = exact::exact(&input, table, page_size, ws, want_pairs);
+    for row in rows.iter_mut() {
+        let sample = by_pid.get(&row.pid).and_then(|p| p.pages.as_ref());
+        row.exact = Some(match sample {
+            Some(Err(reason)) => Err(reason.clone()),
+            _ => Err(Unreadable::Vanished("exited before its pages were read".into())),
+        });
+    }
+    for ((index, _, _), figures) in readable.iter().zip(per) {
+        rows[*index].exact = Some(Ok(figures));
+    }
+    Ok(totals)
 }
 
 fn nearest_root(
@@ -333,6 +417,7 @@ fn process_row(sample: &ProcessSample, depth: usize) -> ProcessRow {
         uid: sample.uid,
         cmdline: sample.cmdline.clone(),
         figures: sample.rollup.as_ref().map(Figures::from_fields).map_err(Clone::clone),
+        exact: None,
         peak: None,
         mappings: sample.mappings.as_ref().map(|m| {
             m.as_ref().map(|maps| maps.iter().map(MappingRow::from).collect()).map_err(Clone::clone)
@@ -406,11 +491,18 @@ mod tests {
                 ..SmapsFields::default()
             }),
             mappings: None,
+            pages: None,
         }
     }
 
     fn snapshot(processes: Vec<ProcessSample>) -> Snapshot {
-        Snapshot { taken_at_unix: 0.0, privileged: true, processes }
+        Snapshot {
+            taken_at_unix: 0.0,
+            privileged: true,
+            processes,
+            pfn_table: None,
+            page_size: 4096,
+        }
     }
 
     #[test]

@@ -19,9 +19,13 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
     };
     match (totals.rss_sum, totals.footprint, totals.overcount) {
         (Some(rss), Some(footprint), Some(overcount)) => {
+            let (about, how) = if totals.exact_ok().is_some() {
+                ("", "exactly (distinct physical pages)")
+            } else {
+                ("about ", "(estimated from PSS)")
+            };
             lines.push(format!(
-                "A monitor adding RSS shows {} for {}; {} really {} about {} \
-                 (estimated from PSS).",
+                "A monitor adding RSS shows {} for {}; {} really {} {about}{} {how}.",
                 human_bytes(rss),
                 if readable == 1 {
                     "this process".to_string()
@@ -32,6 +36,7 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
                 if accounting.trees.len() > 1 { "use" } else { "uses" },
                 human_bytes(footprint),
             ));
+            lines.extend(exact_sentences(accounting));
             if overcount >= NEGLIGIBLE_OVERCOUNT {
                 lines.push(format!(
                     "{} of the RSS are the same pages counted more than once (shared between \
@@ -60,6 +65,33 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
         _ => {}
     }
     lines.extend(unreadable_sentence(totals, accounting.privileged));
+    if let Some(Err(reason)) = &totals.exact {
+        lines.push(format!("No exact figures: {reason}."));
+    }
+    lines
+}
+
+/// What the physical pages say: the copies shared by many processes, and what exiting frees.
+fn exact_sentences(accounting: &Accounting) -> Vec<String> {
+    let Some(exact) = accounting.totals.exact_ok() else { return Vec::new() };
+    let mut lines = Vec::new();
+    let processes = accounting.totals.readable();
+    // The most-shared bucket holding a meaningful share of the footprint.
+    if let Some(&(k, bytes)) =
+        exact.histogram.iter().rev().find(|(k, bytes)| *k > 1 && *bytes * 10 >= exact.resident)
+    {
+        let by =
+            if k == processes { format!("all {k} processes") } else { format!("{k} processes") };
+        lines.push(format!(
+            "{} is one physical copy mapped by {by}: a monitor counts it {k} times.",
+            human_bytes(bytes)
+        ));
+    }
+    lines.push(format!(
+        "Exiting would free {} (the pages no process outside {} maps).",
+        human_bytes(exact.exclusive),
+        if accounting.trees.len() > 1 { "these trees" } else { "the tree" }
+    ));
     lines
 }
 
@@ -111,6 +143,7 @@ mod tests {
                 ..SmapsFields::default()
             }),
             mappings: None,
+            pages: None,
         }
     }
 
@@ -122,7 +155,13 @@ mod tests {
         let mut denied = process(20, 10, 0, 0);
         denied.rollup = Err(Unreadable::PermissionDenied("x".into()));
         processes.push(denied);
-        let snapshot = Snapshot { taken_at_unix: 0.0, privileged: false, processes };
+        let snapshot = Snapshot {
+            taken_at_unix: 0.0,
+            privileged: false,
+            processes,
+            pfn_table: None,
+            page_size: 4096,
+        };
         let lines = explain(&account(&snapshot, &Grouping::Roots(vec![10])));
         assert_eq!(
             lines[0],
@@ -137,7 +176,13 @@ mod tests {
     #[test]
     fn unshared_tree_says_the_sum_is_right() {
         let processes = vec![process(10, 1, 1000, 1000), process(11, 10, 1000, 1000)];
-        let snapshot = Snapshot { taken_at_unix: 0.0, privileged: true, processes };
+        let snapshot = Snapshot {
+            taken_at_unix: 0.0,
+            privileged: true,
+            processes,
+            pfn_table: None,
+            page_size: 4096,
+        };
         let lines = explain(&account(&snapshot, &Grouping::Roots(vec![10])));
         assert!(lines[1].starts_with("RSS and PSS agree"), "{lines:?}");
     }

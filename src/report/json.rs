@@ -128,6 +128,14 @@ struct ProcessJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     peak_uss_bytes: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    exact_rss_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exact_pss_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exact_uss_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exact_unreadable: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mappings: Option<Option<Vec<MappingJson<'a>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_unreadable: Option<String>,
@@ -152,6 +160,10 @@ struct TreeJson<'a> {
     totals: TotalsJson,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_by_name: Option<Vec<NameJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pairs: Option<Vec<PairJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mappings_sharing: Option<Vec<NameSharingJson<'a>>>,
 }
 
 /// The totals object, shared with `memtree.compare/v1`.
@@ -171,6 +183,32 @@ pub(crate) struct TotalsJson {
     footprint_bytes: Option<u64>,
     footprint_method: &'static str,
     overcount: Option<f64>,
+    exclusive_bytes: Option<u64>,
+    zero_page_mapped_bytes: Option<u64>,
+    sharing_histogram: Option<Vec<BucketJson>>,
+    exact_unavailable: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct BucketJson {
+    mappers: usize,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct PairJson {
+    a: u32,
+    b: u32,
+    shared_bytes: u64,
+}
+
+#[derive(Serialize)]
+struct NameSharingJson<'a> {
+    name: &'a str,
+    processes: usize,
+    private_bytes: u64,
+    shared_in_tree_bytes: u64,
+    shared_outside_bytes: u64,
 }
 
 impl From<&Totals> for TotalsJson {
@@ -191,6 +229,15 @@ impl From<&Totals> for TotalsJson {
             footprint_method: t.footprint_method.as_str(),
             // Three decimals: a ratio, not a measurement to 15 digits.
             overcount: t.overcount.map(|o| (o * 1000.0).round() / 1000.0),
+            exclusive_bytes: t.exact_ok().map(|e| e.exclusive),
+            zero_page_mapped_bytes: t.exact_ok().map(|e| e.zero_page_mapped),
+            sharing_histogram: t.exact_ok().map(|e| {
+                e.histogram.iter().map(|&(mappers, bytes)| BucketJson { mappers, bytes }).collect()
+            }),
+            exact_unavailable: match &t.exact {
+                Some(Err(reason)) => Some(reason.to_string()),
+                _ => None,
+            },
         }
     }
 }
@@ -255,6 +302,10 @@ fn process<'a>(row: &'a ProcessRow, tree: u32, peak: bool) -> ProcessJson<'a> {
         peak_rss_bytes: peak.then(|| row.peak.map(|p| p.rss)),
         peak_pss_bytes: peak.then(|| row.peak.map(|p| p.pss)),
         peak_uss_bytes: peak.then(|| row.peak.map(|p| p.uss)),
+        exact_rss_bytes: row.exact.as_ref().map(|e| e.as_ref().ok().map(|e| e.rss)),
+        exact_pss_bytes: row.exact.as_ref().map(|e| e.as_ref().ok().map(|e| e.pss)),
+        exact_uss_bytes: row.exact.as_ref().map(|e| e.as_ref().ok().map(|e| e.uss)),
+        exact_unreadable: row.exact.as_ref().map(|e| e.as_ref().err().map(ToString::to_string)),
         mappings,
         mappings_unreadable,
     }
@@ -296,6 +347,24 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
                 name: &t.name,
                 totals: TotalsJson::from(&t.totals),
                 mappings_by_name: names(&t.mappings_by_name),
+                pairs: t.totals.exact_ok().map(|e| {
+                    e.pairs
+                        .iter()
+                        .map(|p| PairJson { a: p.a, b: p.b, shared_bytes: p.bytes })
+                        .collect()
+                }),
+                mappings_sharing: t.totals.exact_ok().map(|e| {
+                    e.by_name
+                        .iter()
+                        .map(|n| NameSharingJson {
+                            name: &n.name,
+                            processes: n.processes,
+                            private_bytes: n.private,
+                            shared_in_tree_bytes: n.shared_in_tree,
+                            shared_outside_bytes: n.shared_outside,
+                        })
+                        .collect()
+                }),
             })
             .collect(),
         totals: TotalsJson::from(&accounting.totals),

@@ -148,7 +148,87 @@ pub fn footprint_note(totals: &Totals) -> String {
         return "footprint n/a (nothing readable)".to_string();
     };
     let overcount = totals.overcount.map(|o| format!(", overcount {o:.1}×")).unwrap_or_default();
-    format!("footprint ≈ {} (pss estimate){overcount}", human_bytes(footprint))
+    match totals.exact_ok() {
+        Some(exact) => format!(
+            "footprint {} (exact), exclusive {}{overcount}",
+            human_bytes(footprint),
+            human_bytes(exact.exclusive)
+        ),
+        None => format!("footprint ≈ {} (pss estimate){overcount}", human_bytes(footprint)),
+    }
+}
+
+/// Largest pairs and names listed from the exact figures.
+const TOP_EXACT: usize = 10;
+
+/// With `--exact`: for each tree, how many processes map its frames, who shares with whom and
+/// what each mapping name holds.
+fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
+    let mut grids = Vec::new();
+    for tree in &accounting.trees {
+        let Some(exact) = tree.totals.exact_ok() else { continue };
+        if exact.resident == 0 {
+            continue;
+        }
+        let mut histogram = Grid::new(&[
+            ("MAPPED BY", Align::Right),
+            ("BYTES", Align::Right),
+            ("SHARE", Align::Right),
+        ]);
+        for &(k, bytes) in exact.histogram.iter().rev() {
+            histogram.push(vec![
+                format!("{k} {}", if k == 1 { "process" } else { "processes" }),
+                human_bytes(bytes),
+                format!("{:.0}%", 100.0 * bytes as f64 / exact.resident as f64),
+            ]);
+        }
+        grids.push((
+            format!(
+                "Physical pages of the tree of {} (exact): {} resident, {} in swap, {} freed \
+                 if it exits",
+                tree.root_pid,
+                human_bytes(exact.resident),
+                human_bytes(exact.swap),
+                human_bytes(exact.exclusive)
+            ),
+            histogram,
+        ));
+        if !exact.pairs.is_empty() {
+            let mut pairs = Grid::new(&[
+                ("PROCESS", Align::Right),
+                ("SHARES WITH", Align::Right),
+                ("BYTES", Align::Right),
+            ]);
+            for pair in exact.pairs.iter().take(TOP_EXACT) {
+                pairs.push(vec![pair.a.to_string(), pair.b.to_string(), human_bytes(pair.bytes)]);
+            }
+            let more = exact.pairs.len().saturating_sub(TOP_EXACT);
+            let heading = if more > 0 {
+                format!("Who shares with whom (largest {TOP_EXACT} of {} pairs)", exact.pairs.len())
+            } else {
+                "Who shares with whom".to_string()
+            };
+            grids.push((heading, pairs));
+        }
+        let mut names = Grid::new(&[
+            ("MAPPING", Align::Left),
+            ("PROCS", Align::Right),
+            ("PRIVATE", Align::Right),
+            ("SHARED IN TREE", Align::Right),
+            ("SHARED OUTSIDE", Align::Right),
+        ]);
+        for n in exact.by_name.iter().take(TOP_EXACT) {
+            names.push(vec![
+                n.name.clone(),
+                n.processes.to_string(),
+                human_bytes(n.private),
+                human_bytes(n.shared_in_tree),
+                human_bytes(n.shared_outside),
+            ]);
+        }
+        grids.push(("Mappings by name, distinct physical bytes".to_string(), names));
+    }
+    grids
 }
 
 fn mapping_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
@@ -229,7 +309,7 @@ pub fn write_table(
     if hidden > 0 {
         writeln!(out, "({hidden} kernel threads not shown: they have no user memory.)")?;
     }
-    for (heading, grid) in mapping_grids(accounting) {
+    for (heading, grid) in mapping_grids(accounting).into_iter().chain(exact_grids(accounting)) {
         writeln!(out)?;
         writeln!(out, "{heading}")?;
         grid.write_text(out, style.color)?;
@@ -252,7 +332,7 @@ pub fn write_markdown(out: &mut dyn Write, accounting: &Accounting, meta: &Meta)
         writeln!(out)?;
         writeln!(out, "{hidden} kernel threads not shown: they have no user memory.")?;
     }
-    for (heading, grid) in mapping_grids(accounting) {
+    for (heading, grid) in mapping_grids(accounting).into_iter().chain(exact_grids(accounting)) {
         writeln!(out)?;
         writeln!(out, "#### {heading}")?;
         writeln!(out)?;

@@ -97,11 +97,7 @@ pub fn write_pages(buf: &mut [u8], page: usize, fraction: f64) -> usize {
 }
 
 pub fn page_size() -> usize {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|p| usize::try_from(p).ok())
-        .unwrap_or(4096)
+    crate::sampler::page_size() as usize
 }
 
 #[cfg(test)]

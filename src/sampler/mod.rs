@@ -9,6 +9,7 @@
 
 pub mod capture;
 pub mod error;
+pub mod pagemap;
 pub mod smaps;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -55,6 +56,8 @@ impl StatInfo {
 pub struct SampleOptions {
     /// Also read the full per-mapping `smaps` (costly: a page-table walk plus text per mapping).
     pub mappings: bool,
+    /// Also read every physical page (`pagemap`, `kpagecount`, `kpageflags`): `--exact`.
+    pub exact: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -221,7 +224,17 @@ impl Sampler {
         let taken_at_unix =
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
         let processes = infos.par_iter().map(|info| self.sample_one(info, options)).collect();
-        Snapshot { taken_at_unix, privileged: self.privileged(), processes }
+        let mut snapshot = Snapshot {
+            taken_at_unix,
+            privileged: self.privileged(),
+            processes,
+            pfn_table: None,
+            page_size: page_size(),
+        };
+        if options.exact {
+            self.sample_exact(&mut snapshot);
+        }
+        snapshot
     }
 
     pub fn sample_one(&self, info: &StatInfo, options: SampleOptions) -> ProcessSample {
@@ -245,6 +258,7 @@ impl Sampler {
             cmdline,
             rollup,
             mappings,
+            pages: None,
         }
     }
 
@@ -333,6 +347,15 @@ impl Sampler {
                 caps & (1 << CAP_SYS_ADMIN) != 0 && caps & (1 << CAP_SYS_PTRACE) != 0
             })
     }
+}
+
+/// The base page size (what one pagemap entry describes).
+pub fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096)
 }
 
 /// The real uid: the first number of the `Uid:` line of `/proc/PID/status`.

@@ -96,7 +96,8 @@ fn a_process_killed_mid_walk_is_vanished_not_zero() {
     {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let snapshot = sampler.sample(&walked, SampleOptions { mappings: true });
+    let snapshot =
+        sampler.sample(&walked, SampleOptions { mappings: true, ..SampleOptions::default() });
     let dead = snapshot.processes.iter().find(|p| p.pid == victim).unwrap();
     match &dead.rollup {
         Err(Unreadable::Vanished(why)) => assert!(why.contains("zombie"), "{why}"),

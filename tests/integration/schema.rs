@@ -63,6 +63,10 @@ pub struct Process {
     pub peak_rss_bytes: Option<Option<u64>>,
     pub peak_pss_bytes: Option<Option<u64>>,
     pub peak_uss_bytes: Option<Option<u64>>,
+    pub exact_rss_bytes: Option<Option<u64>>,
+    pub exact_pss_bytes: Option<Option<u64>>,
+    pub exact_uss_bytes: Option<Option<u64>>,
+    pub exact_unreadable: Option<Option<String>>,
     pub mappings: Option<Option<Vec<Mapping>>>,
     pub mappings_unreadable: Option<String>,
 }
@@ -99,6 +103,8 @@ pub struct Tree {
     pub name: String,
     pub totals: Totals,
     pub mappings_by_name: Option<Vec<NameGroup>>,
+    pub pairs: Option<Vec<Pair>>,
+    pub mappings_sharing: Option<Vec<NameSharing>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +124,35 @@ pub struct Totals {
     pub footprint_bytes: Option<u64>,
     pub footprint_method: String,
     pub overcount: Option<f64>,
+    pub exclusive_bytes: Option<u64>,
+    pub zero_page_mapped_bytes: Option<u64>,
+    pub sharing_histogram: Option<Vec<Bucket>>,
+    pub exact_unavailable: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bucket {
+    pub mappers: usize,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pair {
+    pub a: u32,
+    pub b: u32,
+    pub shared_bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameSharing {
+    pub name: String,
+    pub processes: usize,
+    pub private_bytes: u64,
+    pub shared_in_tree_bytes: u64,
+    pub shared_outside_bytes: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,13 +205,19 @@ impl Report {
         assert_eq!(self.totals.pss_sum_bytes, sum(|p| p.pss_bytes));
         assert_eq!(self.totals.uss_sum_bytes, sum(|p| p.uss_bytes));
         assert_eq!(self.totals.shared_sum_bytes, sum(|p| p.shared_bytes));
-        if let (Some(pss), Some(swap_pss)) =
-            (self.totals.pss_sum_bytes, self.totals.swap_pss_sum_bytes)
-        {
+        if let (Some(pss), Some(swap_pss), "pss_estimate") = (
+            self.totals.pss_sum_bytes,
+            self.totals.swap_pss_sum_bytes,
+            self.totals.footprint_method.as_str(),
+        ) {
             assert_eq!(self.totals.footprint_bytes, Some(pss + swap_pss));
             let overcount = self.totals.rss_sum_bytes.unwrap() as f64 / (pss + swap_pss) as f64;
             assert!((self.totals.overcount.unwrap() - overcount).abs() < 0.001);
         }
-        assert_eq!(self.totals.footprint_method, "pss_estimate");
+        if self.totals.footprint_method == "pagemap" {
+            assert!(self.totals.exclusive_bytes.unwrap() <= self.totals.footprint_bytes.unwrap());
+        } else {
+            assert_eq!(self.totals.footprint_method, "pss_estimate");
+        }
     }
 }

@@ -1,0 +1,347 @@
+//! Sampler layer: physical pages. Reads `/proc/PID/maps` and `/proc/PID/pagemap` (one 64-bit
+//! entry per virtual page: PFN or swap entry, present/swapped/exclusive bits), and
+//! `/proc/kpagecount` and `/proc/kpageflags` for the distinct frames a tree maps.
+//!
+//! Costs and rules (docs/exact.md): a pagemap read walks the target's page tables under its
+//! mmap lock, like smaps; PAGEMAP_SCAN (Linux 6.7+) finds the present and swapped ranges first
+//! so the empty parts of large reservations are skipped; kpagecount/kpageflags are read with one
+//! `pread` per contiguous run of frames, never one look-up per page. PFNs read as 0 and the
+//! kpage files are refused without CAP_SYS_ADMIN: then there is no exact accounting, with that
+//! reason.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+
+use super::{ReadError, Sampler, smaps};
+use crate::model::exact::{PageEntry, PagesRaw, PfnTable, flags as pf};
+use crate::model::snapshot::{Snapshot, Unreadable};
+use rayon::prelude::*;
+
+/// Pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
+pub mod bits {
+    pub const PFN_MASK: u64 = (1 << 55) - 1;
+    pub const EXCLUSIVE: u64 = 1 << 56;
+    pub const FILE_OR_SHARED_ANON: u64 = 1 << 61;
+    pub const SWAPPED: u64 = 1 << 62;
+    pub const PRESENT: u64 = 1 << 63;
+}
+
+/// kpageflags bits (include/uapi/linux/kernel-page-flags.h).
+mod kpf {
+    pub const ANON: u64 = 1 << 12;
+    pub const HUGE: u64 = 1 << 17;
+    pub const KSM: u64 = 1 << 21;
+    pub const THP: u64 = 1 << 22;
+    pub const ZERO_PAGE: u64 = 1 << 24;
+}
+
+/// Entries read per pread of a pagemap (512 KiB of buffer).
+const CHUNK_ENTRIES: usize = 64 * 1024;
+/// Frames closer than this are read in one kpagecount pread, gaps included.
+const RUN_GAP: u64 = 64;
+
+/// `struct pm_scan_arg` (include/uapi/linux/fs.h, Linux 6.7): no crate declares it.
+#[repr(C)]
+#[derive(Default)]
+struct PmScanArg {
+    size: u64,
+    flags: u64,
+    start: u64,
+    end: u64,
+    walk_end: u64,
+    vec: u64,
+    vec_len: u64,
+    max_pages: u64,
+    category_inverted: u64,
+    category_mask: u64,
+    category_anyof_mask: u64,
+    return_mask: u64,
+}
+
+/// `struct page_region`.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+struct PageRegion {
+    start: u64,
+    end: u64,
+    categories: u64,
+}
+
+const PAGE_IS_PRESENT: u64 = 1 << 3;
+const PAGE_IS_SWAPPED: u64 = 1 << 4;
+
+nix::ioctl_readwrite!(pagemap_scan, b'f', 16, PmScanArg);
+
+/// The present or swapped ranges of `[start, end)`, by PAGEMAP_SCAN; `None` when the kernel
+/// does not have the ioctl (before 6.7), so the caller reads the whole range.
+fn scan_ranges(file: &File, start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
+    let mut regions = vec![PageRegion::default(); 256];
+    let mut out = Vec::new();
+    let mut from = start;
+    while from < end {
+        let mut arg = PmScanArg {
+            size: std::mem::size_of::<PmScanArg>() as u64,
+            start: from,
+            end,
+            vec: regions.as_mut_ptr() as u64,
+            vec_len: regions.len() as u64,
+            category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            ..PmScanArg::default()
+        };
+        // SAFETY: `arg` is a valid pm_scan_arg whose `vec` points at `regions.len()` writable
+        // page_region structs that outlive the call.
+        let found = unsafe { pagemap_scan(file.as_raw_fd(), &mut arg) }.ok()?;
+        let found = usize::try_from(found).ok()?.min(regions.len());
+        out.extend(regions[..found].iter().map(|r| (r.start, r.end)));
+        if arg.walk_end <= from {
+            break;
+        }
+        from = arg.walk_end;
+    }
+    Some(out)
+}
+
+impl Sampler {
+    /// Reads the physical pages of every readable process of `snapshot`, in parallel, then
+    /// kpagecount and kpageflags for the distinct frames they map. Without privilege (or on a
+    /// captured /proc) every exact figure is left absent with the reason.
+    pub fn sample_exact(&self, snapshot: &mut Snapshot) {
+        let refused = if self.is_captured() {
+            Some(Unreadable::Failed(
+                "exact accounting reads live physical pages; a captured /proc has none".into(),
+            ))
+        } else if !snapshot.privileged {
+            Some(Unreadable::PermissionDenied(
+                "physical pages (pagemap PFNs, /proc/kpagecount) need CAP_SYS_ADMIN: run memtree \
+                 as root"
+                    .into(),
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            for p in &mut snapshot.processes {
+                p.pages = Some(Err(p.rollup.as_ref().err().cloned().unwrap_or(reason.clone())));
+            }
+            snapshot.pfn_table = Some(Err(reason));
+            return;
+        }
+        let page_size = snapshot.page_size;
+        snapshot.processes.par_iter_mut().for_each(|p| {
+            p.pages = Some(match &p.rollup {
+                Ok(_) => self.read_pages(p.pid, page_size),
+                Err(reason) => Err(reason.clone()),
+            });
+        });
+        let observed = snapshot
+            .processes
+            .iter()
+            .filter_map(|p| p.pages.as_ref()?.as_ref().ok())
+            .flat_map(|pages| pages.entries.iter().filter_map(|e| e.pfn()))
+            .max()
+            .map_or(0, |m| m + 1);
+        let max_pfn = self.max_pfn().unwrap_or(0).max(observed);
+        // Distinct frames, ascending, through a bitmap over every frame of the machine.
+        let mut bitmap = vec![0u64; max_pfn.div_ceil(64) as usize];
+        for pages in snapshot.processes.iter().filter_map(|p| p.pages.as_ref()?.as_ref().ok()) {
+            for pfn in pages.entries.iter().filter_map(|e| e.pfn()) {
+                bitmap[(pfn / 64) as usize] |= 1 << (pfn % 64);
+            }
+        }
+        let mut pfns = Vec::new();
+        for (word_index, &word) in bitmap.iter().enumerate() {
+            let mut bits_left = word;
+            while bits_left != 0 {
+                let bit = u64::from(bits_left.trailing_zeros());
+                pfns.push(word_index as u64 * 64 + bit);
+                bits_left &= bits_left - 1;
+            }
+        }
+        snapshot.pfn_table = Some(self.read_pfn_table(&pfns, max_pfn));
+    }
+
+    /// The present and swapped pages of `pid`, with the mappings they belong to.
+    pub fn read_pages(&self, pid: u32, page_size: u64) -> Result<PagesRaw, Unreadable> {
+        let maps = self.read(pid, "maps").map_err(|e| self.explain(pid, e))?;
+        let mut mappings = smaps::parse_smaps(&maps)
+            .map_err(|e| Unreadable::Failed(format!("/proc/{pid}/maps: cannot parse: {e}")))?;
+        if mappings.is_empty() {
+            return Err(self.explain(pid, ReadError::Vanished { path: "maps".into() }));
+        }
+        let path = self.root().join(pid.to_string()).join("pagemap");
+        let file = File::open(&path)
+            .map_err(|e| self.explain(pid, ReadError::from_io(path.clone(), e)))?;
+        let mut entries = Vec::new();
+        let mut ranges = Vec::with_capacity(mappings.len());
+        let mut buf = vec![0u8; CHUNK_ENTRIES * 8];
+        let mut scan_works = true;
+        for mapping in &mut mappings {
+            let first = entries.len() as u32;
+            // [vsyscall] sits above the user address space: pagemap has nothing there.
+            if mapping.start >= 0x8000_0000_0000 {
+                ranges.push(first..first);
+                continue;
+            }
+            let spans = if scan_works {
+                match scan_ranges(&file, mapping.start, mapping.end) {
+                    Some(spans) => spans,
+                    None => {
+                        scan_works = false;
+                        vec![(mapping.start, mapping.end)]
+                    }
+                }
+            } else {
+                vec![(mapping.start, mapping.end)]
+            };
+            for (start, end) in spans {
+                read_span(&file, start, end, page_size, &mut buf, &mut entries)
+                    .map_err(|e| self.explain(pid, ReadError::from_io(path.clone(), e)))?;
+            }
+            ranges.push(first..entries.len() as u32);
+        }
+        let hidden =
+            entries.iter().any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
+        if hidden {
+            return Err(Unreadable::PermissionDenied(
+                "physical frame numbers read as 0: they need CAP_SYS_ADMIN (run as root)".into(),
+            ));
+        }
+        Ok(PagesRaw { mappings, entries, ranges })
+    }
+
+    /// The highest page frame number of the machine, from `/proc/zoneinfo` (start_pfn +
+    /// spanned of every zone): the size of the PFN-indexed tables.
+    pub fn max_pfn(&self) -> Result<u64, ReadError> {
+        let path = self.root().join("zoneinfo");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| ReadError::from_io(path.clone(), e))?;
+        let mut spanned = 0u64;
+        let mut max = 0u64;
+        for line in text.lines() {
+            let line = line.trim();
+            if let Some(v) = line.strip_prefix("spanned") {
+                spanned = v.trim().parse().unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("start_pfn:") {
+                let start: u64 = v.trim().parse().unwrap_or(0);
+                max = max.max(start + spanned);
+            }
+        }
+        if max == 0 {
+            return Err(ReadError::Parse { path, what: "no zone with start_pfn".into() });
+        }
+        Ok(max)
+    }
+
+    /// kpagecount and kpageflags for `pfns` (sorted, distinct), read in contiguous runs into
+    /// tables indexed by PFN.
+    pub fn read_pfn_table(&self, pfns: &[u64], max_pfn: u64) -> Result<PfnTable, Unreadable> {
+        let denied = |what: &str, e: io::Error| match e.kind() {
+            io::ErrorKind::PermissionDenied => Unreadable::PermissionDenied(format!(
+                "/proc/{what} needs CAP_SYS_ADMIN (run as root)"
+            )),
+            _ => Unreadable::Failed(format!("/proc/{what}: {e}")),
+        };
+        let counts =
+            File::open(self.root().join("kpagecount")).map_err(|e| denied("kpagecount", e))?;
+        let flags_file =
+            File::open(self.root().join("kpageflags")).map_err(|e| denied("kpageflags", e))?;
+        let top = pfns.last().map_or(0, |p| p + 1).max(max_pfn) as usize;
+        let mut table = PfnTable { mapcount: vec![0; top], flags: vec![0; top] };
+        let mut buf = Vec::new();
+        let mut flag_buf = Vec::new();
+        let mut i = 0;
+        while i < pfns.len() {
+            let first = pfns[i];
+            let mut last = first;
+            let mut j = i + 1;
+            while j < pfns.len()
+                && pfns[j] - last <= RUN_GAP
+                && pfns[j] - first < CHUNK_ENTRIES as u64
+            {
+                last = pfns[j];
+                j += 1;
+            }
+            let len = (last - first + 1) as usize;
+            buf.resize(len * 8, 0);
+            flag_buf.resize(len * 8, 0);
+            let got =
+                read_full(&counts, &mut buf, first * 8).map_err(|e| denied("kpagecount", e))?;
+            let got_flags = read_full(&flags_file, &mut flag_buf, first * 8)
+                .map_err(|e| denied("kpageflags", e))?;
+            for &pfn in &pfns[i..j] {
+                let at = ((pfn - first) * 8) as usize;
+                if at + 8 <= got {
+                    let count = u64::from_le_bytes(buf[at..at + 8].try_into().expect("8"));
+                    table.mapcount[pfn as usize] = u32::try_from(count).unwrap_or(u32::MAX);
+                }
+                if at + 8 <= got_flags {
+                    let raw = u64::from_le_bytes(flag_buf[at..at + 8].try_into().expect("8"));
+                    table.flags[pfn as usize] = compact_flags(raw);
+                }
+            }
+            i = j;
+        }
+        Ok(table)
+    }
+}
+
+fn compact_flags(raw: u64) -> u8 {
+    let mut f = pf::READ;
+    for (bit, flag) in [
+        (kpf::ZERO_PAGE, pf::ZERO_PAGE),
+        (kpf::THP, pf::THP),
+        (kpf::KSM, pf::KSM),
+        (kpf::ANON, pf::ANON),
+        (kpf::HUGE, pf::HUGETLB),
+    ] {
+        if raw & bit != 0 {
+            f |= flag;
+        }
+    }
+    f
+}
+
+/// Reads the pagemap entries of `[start, end)` and keeps the present or swapped ones.
+fn read_span(
+    file: &File,
+    start: u64,
+    end: u64,
+    page_size: u64,
+    buf: &mut [u8],
+    out: &mut Vec<PageEntry>,
+) -> io::Result<()> {
+    let mut vpn = start / page_size;
+    let last = end.div_ceil(page_size);
+    while vpn < last {
+        let count = ((last - vpn) as usize).min(buf.len() / 8);
+        let got = read_full(file, &mut buf[..count * 8], vpn * 8)?;
+        for (k, entry) in buf[..got - got % 8].chunks_exact(8).enumerate() {
+            let raw = u64::from_le_bytes(entry.try_into().expect("8 bytes"));
+            if raw & (bits::PRESENT | bits::SWAPPED) != 0 {
+                out.push(PageEntry { vaddr: (vpn + k as u64) * page_size, raw });
+            }
+        }
+        if got < count * 8 {
+            break; // end of what the kernel will show
+        }
+        vpn += count as u64;
+    }
+    Ok(())
+}
+
+/// `pread` until `buf` is full or the file ends; returns the bytes read.
+fn read_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}

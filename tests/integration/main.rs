@@ -3,6 +3,7 @@
 
 mod command;
 mod errors;
+mod exact;
 mod fixtures;
 mod live;
 mod privilege;

@@ -67,11 +67,56 @@ fn floor(pids: &[u32], buf: &mut Vec<u8>) {
     }
 }
 
+/// The floor of `--exact`: the same kernel reads memtree makes — smaps_rollup, maps, the
+/// pagemap of every mapped range, kpagecount of every distinct frame in runs — with nothing
+/// computed beyond collecting the frames.
+fn exact_floor(pids: &[u32], buf: &mut Vec<u8>) {
+    use std::os::unix::fs::FileExt;
+    let mut frames = Vec::new();
+    for pid in pids {
+        floor(&[*pid], buf);
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+        let pagemap = std::fs::File::open(format!("/proc/{pid}/pagemap")).unwrap();
+        for line in maps.lines() {
+            let range = line.split(' ').next().unwrap();
+            let (a, b) = range.split_once('-').unwrap();
+            let (a, b) = (u64::from_str_radix(a, 16).unwrap(), u64::from_str_radix(b, 16).unwrap());
+            if a >= 0x8000_0000_0000 {
+                continue;
+            }
+            buf.resize(((b - a) / 4096 * 8) as usize, 0);
+            let got = pagemap.read_at(buf, a / 4096 * 8).unwrap_or(0);
+            for e in buf[..got].chunks_exact(8) {
+                let e = u64::from_le_bytes(e.try_into().unwrap());
+                if e >> 63 == 1 {
+                    frames.push(e & ((1 << 55) - 1));
+                }
+            }
+        }
+    }
+    frames.sort_unstable();
+    frames.dedup();
+    let counts = std::fs::File::open("/proc/kpagecount").unwrap();
+    let mut i = 0;
+    while i < frames.len() {
+        let mut j = i + 1;
+        while j < frames.len() && frames[j] - frames[j - 1] <= 64 && j - i < 65536 {
+            j += 1;
+        }
+        buf.resize(((frames[j - 1] - frames[i] + 1) * 8) as usize, 0);
+        counts.read_at(buf, frames[i] * 8).unwrap();
+        i = j;
+    }
+}
+
 /// memtree's whole report path, in-process: walk, sample, account, JSON.
-fn memtree_report(root: u32) {
+fn memtree_report(root: u32, exact: bool) {
     let sampler = Sampler::live();
     let processes = sampler.descendants(&[root]).unwrap();
-    let snapshot = sampler.sample(&processes, SampleOptions::default());
+    let snapshot = sampler.sample(&processes, SampleOptions { exact, ..SampleOptions::default() });
+    if exact {
+        assert!(matches!(snapshot.pfn_table, Some(Ok(_))), "--exact needs root");
+    }
     let accounting = account(&snapshot, &Grouping::Roots(vec![root]));
     let meta = Meta { target: Target::Pids(vec![root]), run: None, source: "/proc".into() };
     write_report(&mut std::io::sink(), Format::Json, &accounting, &meta, Style::default()).unwrap();
@@ -113,10 +158,12 @@ fn main() {
     // 1a. In-process, interleaved so both see the same noise.
     let mut buf = Vec::new();
     floor(&tree.pids, &mut buf);
-    memtree_report(root);
+    memtree_report(root, false);
+    let exact = nix::unistd::geteuid().is_root();
     let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     let (mut floor_t, mut par_floor_t, mut lib_t, mut lib1_t) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut exact_t, mut exact1_t, mut exact_floor_t) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let start = Instant::now();
         floor(&tree.pids, &mut buf);
@@ -125,23 +172,53 @@ fn main() {
         tree.pids.par_iter().for_each(|pid| floor(&[*pid], &mut Vec::new()));
         par_floor_t.push(start.elapsed());
         let start = Instant::now();
-        memtree_report(root);
+        memtree_report(root, false);
         lib_t.push(start.elapsed());
         let start = Instant::now();
-        one_thread.install(|| memtree_report(root));
+        one_thread.install(|| memtree_report(root, false));
         lib1_t.push(start.elapsed());
+        if exact {
+            let start = Instant::now();
+            exact_floor(&tree.pids, &mut buf);
+            exact_floor_t.push(start.elapsed());
+            let start = Instant::now();
+            memtree_report(root, true);
+            exact_t.push(start.elapsed());
+            let start = Instant::now();
+            one_thread.install(|| memtree_report(root, true));
+            exact1_t.push(start.elapsed());
+        }
     }
     let f = median(floor_t);
     let ratio = |d: Duration| format!("{:.2}×", d.as_secs_f64() / f.as_secs_f64());
     println!("| what | median | vs floor |");
     println!("| --- | ---: | ---: |");
     println!("| in-process: raw smaps_rollup reads, one thread (floor) | {} | 1.00× |", ms(f));
-    for (label, d) in [
+    let mut rows = vec![
         ("in-process: raw smaps_rollup reads, all cores", median(par_floor_t)),
         ("in-process: memtree walk + sample + account + JSON, one thread", median(lib1_t)),
         ("in-process: memtree walk + sample + account + JSON, all cores", median(lib_t)),
-    ] {
+    ];
+    if exact {
+        rows.push((
+            "in-process: memtree --exact (all exact figures), one thread",
+            median(exact1_t),
+        ));
+        rows.push(("in-process: memtree --exact (all exact figures), all cores", median(exact_t)));
+    } else {
+        println!("(not root: --exact not measured)");
+    }
+    for (label, d) in rows {
         println!("| {label} | {} | {} |", ms(d), ratio(d));
+    }
+    if exact {
+        let ef = median(exact_floor_t);
+        println!("| --- | ---: | ---: |");
+        println!(
+            "| in-process: raw smaps_rollup + maps + pagemap + kpagecount reads, one thread (exact floor) | {} | {} |",
+            ms(ef),
+            ratio(ef)
+        );
     }
 
     // 1b. As commands: `cat` of the same files versus `memtree report --pid`.

@@ -137,9 +137,11 @@ pub struct Workspace {
 impl Workspace {
     fn ensure(&mut self, len: usize) {
         if self.occurrences.len() < len {
-            self.occurrences.resize(len, 0);
-            self.processes.resize(len, 0);
-            self.last.resize(len, 0);
+            // Zeroed allocations: the kernel hands out zero pages lazily, so only the parts of
+            // the tables the tree's frames fall in ever become resident.
+            self.occurrences = vec![0; len];
+            self.processes = vec![0; len];
+            self.last = vec![0; len];
         }
     }
 }
@@ -278,7 +280,17 @@ fn pairs(frames: &mut Vec<u64>, processes: &[(u32, &PagesRaw)], page_size: u64) 
     frames.sort_unstable();
     frames.dedup();
     let mut bytes: HashMap<(u16, u16), u64> = HashMap::new();
-    let mut run: Vec<u16> = Vec::new();
+    // Neighbouring frames are usually mapped by the same set of processes: count each set's
+    // frames and expand its pairs once per change of set.
+    let mut flush = |set: &[u16], frames_in_set: u64| {
+        for (x, &a) in set.iter().enumerate() {
+            for &b in &set[x + 1..] {
+                *bytes.entry((a, b)).or_default() += frames_in_set * page_size;
+            }
+        }
+    };
+    let (mut set, mut run): (Vec<u16>, Vec<u16>) = (Vec::new(), Vec::new());
+    let mut count = 0u64;
     let mut i = 0;
     while i < frames.len() {
         let pfn = frames[i] >> 16;
@@ -287,12 +299,15 @@ fn pairs(frames: &mut Vec<u64>, processes: &[(u32, &PagesRaw)], page_size: u64) 
             run.push((frames[i] & 0xffff) as u16);
             i += 1;
         }
-        for (x, &a) in run.iter().enumerate() {
-            for &b in &run[x + 1..] {
-                *bytes.entry((a, b)).or_default() += page_size;
-            }
+        if run == set {
+            count += 1;
+        } else {
+            flush(&set, count);
+            std::mem::swap(&mut set, &mut run);
+            count = 1;
         }
     }
+    flush(&set, count);
     let mut list: Vec<Pair> = bytes
         .into_iter()
         .map(|((a, b), bytes)| Pair {

@@ -39,6 +39,11 @@ mod kpf {
 
 /// Entries read per pread of a pagemap (512 KiB of buffer).
 const CHUNK_ENTRIES: usize = 64 * 1024;
+/// The first address above the user address space (x86-64, 4-level page tables).
+const USER_SPACE_END: u64 = 0x8000_0000_0000;
+/// PAGEMAP_SCAN is used when the mapped address space exceeds the resident size this many
+/// times.
+const SPARSE_FACTOR: u64 = 4;
 /// Frames closer than this are read in one kpagecount pread, gaps included.
 const RUN_GAP: u64 = 64;
 
@@ -77,7 +82,7 @@ nix::ioctl_readwrite!(pagemap_scan, b'f', 16, PmScanArg);
 /// The present or swapped ranges of `[start, end)`, by PAGEMAP_SCAN; `None` when the kernel
 /// does not have the ioctl (before 6.7), so the caller reads the whole range.
 fn scan_ranges(file: &File, start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
-    let mut regions = vec![PageRegion::default(); 256];
+    let mut regions = vec![PageRegion::default(); 4096];
     let mut out = Vec::new();
     let mut from = start;
     while from < end {
@@ -132,7 +137,7 @@ impl Sampler {
         let page_size = snapshot.page_size;
         snapshot.processes.par_iter_mut().for_each(|p| {
             p.pages = Some(match &p.rollup {
-                Ok(_) => self.read_pages(p.pid, page_size),
+                Ok(fields) => self.read_pages(p.pid, page_size, fields.rss),
                 Err(reason) => Err(reason.clone()),
             });
         });
@@ -164,43 +169,58 @@ impl Sampler {
     }
 
     /// The present and swapped pages of `pid`, with the mappings they belong to.
-    pub fn read_pages(&self, pid: u32, page_size: u64) -> Result<PagesRaw, Unreadable> {
+    pub fn read_pages(
+        &self,
+        pid: u32,
+        page_size: u64,
+        resident: Option<u64>,
+    ) -> Result<PagesRaw, Unreadable> {
         let maps = self.read(pid, "maps").map_err(|e| self.explain(pid, e))?;
         let mut mappings = smaps::parse_smaps(&maps)
             .map_err(|e| Unreadable::Failed(format!("/proc/{pid}/maps: cannot parse: {e}")))?;
+        // [vsyscall] sits above the user address space: pagemap has nothing there.
+        mappings.retain(|m| m.start < USER_SPACE_END);
         if mappings.is_empty() {
             return Err(self.explain(pid, ReadError::Vanished { path: "maps".into() }));
         }
         let path = self.root().join(pid.to_string()).join("pagemap");
-        let file = File::open(&path)
-            .map_err(|e| self.explain(pid, ReadError::from_io(path.clone(), e)))?;
+        let io_error = |e: io::Error| self.explain(pid, ReadError::from_io(path.clone(), e));
+        let file = File::open(&path).map_err(io_error)?;
+        // PAGEMAP_SCAN walks the page tables once more to find what is present: it pays only
+        // where most of the address space is empty (reservations, arenas, stacks).
+        let mapped: u64 = mappings.iter().map(|m| m.end - m.start).sum();
+        let sparse = resident.is_none_or(|rss| mapped > SPARSE_FACTOR * rss);
+        let first = mappings[0].start;
+        let last = mappings.iter().map(|m| m.end).max().unwrap_or(first);
+        let present = if sparse { scan_ranges(&file, first, last) } else { None };
+
         let mut entries = Vec::new();
         let mut ranges = Vec::with_capacity(mappings.len());
         let mut buf = vec![0u8; CHUNK_ENTRIES * 8];
-        let mut scan_works = true;
-        for mapping in &mut mappings {
-            let first = entries.len() as u32;
-            // [vsyscall] sits above the user address space: pagemap has nothing there.
-            if mapping.start >= 0x8000_0000_0000 {
-                ranges.push(first..first);
-                continue;
-            }
-            let spans = if scan_works {
-                match scan_ranges(&file, mapping.start, mapping.end) {
-                    Some(spans) => spans,
-                    None => {
-                        scan_works = false;
-                        vec![(mapping.start, mapping.end)]
+        let mut cursor = 0;
+        for mapping in &mappings {
+            let start_index = entries.len() as u32;
+            match &present {
+                None => {
+                    read_span(&file, mapping.start, mapping.end, page_size, &mut buf, &mut entries)
+                        .map_err(io_error)?
+                }
+                Some(spans) => {
+                    // Spans are sorted and never straddle a mapping boundary they do not share.
+                    while cursor < spans.len() && spans[cursor].1 <= mapping.start {
+                        cursor += 1;
+                    }
+                    let mut k = cursor;
+                    while k < spans.len() && spans[k].0 < mapping.end {
+                        let (start, end) =
+                            (spans[k].0.max(mapping.start), spans[k].1.min(mapping.end));
+                        read_span(&file, start, end, page_size, &mut buf, &mut entries)
+                            .map_err(io_error)?;
+                        k += 1;
                     }
                 }
-            } else {
-                vec![(mapping.start, mapping.end)]
-            };
-            for (start, end) in spans {
-                read_span(&file, start, end, page_size, &mut buf, &mut entries)
-                    .map_err(|e| self.explain(pid, ReadError::from_io(path.clone(), e)))?;
             }
-            ranges.push(first..entries.len() as u32);
+            ranges.push(start_index..entries.len() as u32);
         }
         let hidden =
             entries.iter().any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
@@ -249,43 +269,53 @@ impl Sampler {
         let flags_file =
             File::open(self.root().join("kpageflags")).map_err(|e| denied("kpageflags", e))?;
         let top = pfns.last().map_or(0, |p| p + 1).max(max_pfn) as usize;
-        let mut table = PfnTable { mapcount: vec![0; top], flags: vec![0; top] };
-        let mut buf = Vec::new();
-        let mut flag_buf = Vec::new();
-        let mut i = 0;
-        while i < pfns.len() {
-            let first = pfns[i];
-            let mut last = first;
-            let mut j = i + 1;
-            while j < pfns.len()
-                && pfns[j] - last <= RUN_GAP
-                && pfns[j] - first < CHUNK_ENTRIES as u64
-            {
-                last = pfns[j];
-                j += 1;
-            }
-            let len = (last - first + 1) as usize;
-            buf.resize(len * 8, 0);
-            flag_buf.resize(len * 8, 0);
-            let got =
-                read_full(&counts, &mut buf, first * 8).map_err(|e| denied("kpagecount", e))?;
-            let got_flags = read_full(&flags_file, &mut flag_buf, first * 8)
-                .map_err(|e| denied("kpageflags", e))?;
-            for &pfn in &pfns[i..j] {
-                let at = ((pfn - first) * 8) as usize;
-                if at + 8 <= got {
-                    let count = u64::from_le_bytes(buf[at..at + 8].try_into().expect("8"));
-                    table.mapcount[pfn as usize] = u32::try_from(count).unwrap_or(u32::MAX);
-                }
-                if at + 8 <= got_flags {
-                    let raw = u64::from_le_bytes(flag_buf[at..at + 8].try_into().expect("8"));
-                    table.flags[pfn as usize] = compact_flags(raw);
-                }
-            }
-            i = j;
-        }
-        Ok(table)
+        let mut mapcount = vec![0u32; top];
+        let mut flags = vec![0u8; top];
+        // The two files are read at once, one core each.
+        let (counted, flagged) = rayon::join(
+            || {
+                read_runs(&counts, pfns, |pfn, value| {
+                    mapcount[pfn as usize] = u32::try_from(value).unwrap_or(u32::MAX);
+                })
+            },
+            || {
+                read_runs(&flags_file, pfns, |pfn, value| {
+                    flags[pfn as usize] = compact_flags(value)
+                })
+            },
+        );
+        counted.map_err(|e| denied("kpagecount", e))?;
+        flagged.map_err(|e| denied("kpageflags", e))?;
+        Ok(PfnTable { mapcount, flags })
     }
+}
+
+/// Reads the 64-bit values of `pfns` (sorted) from a kpage file, one pread per run of nearby
+/// frames, and hands each to `store`.
+fn read_runs(file: &File, pfns: &[u64], mut store: impl FnMut(u64, u64)) -> io::Result<()> {
+    let mut buf = Vec::new();
+    let mut i = 0;
+    while i < pfns.len() {
+        let first = pfns[i];
+        let mut last = first;
+        let mut j = i + 1;
+        while j < pfns.len() && pfns[j] - last <= RUN_GAP && pfns[j] - first < CHUNK_ENTRIES as u64
+        {
+            last = pfns[j];
+            j += 1;
+        }
+        let len = (last - first + 1) as usize;
+        buf.resize(len * 8, 0);
+        let got = read_full(file, &mut buf, first * 8)?;
+        for &pfn in &pfns[i..j] {
+            let at = ((pfn - first) * 8) as usize;
+            if at + 8 <= got {
+                store(pfn, u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes")));
+            }
+        }
+        i = j;
+    }
+    Ok(())
 }
 
 fn compact_flags(raw: u64) -> u8 {

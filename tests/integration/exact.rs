@@ -14,7 +14,15 @@ fn exact_workload(variant: &str, touch: &str) -> Report {
     let size = format!("{SIZE_MIB}MiB");
     let workers = WORKERS.to_string();
     let report = report_json(&[
-        "--workload", variant, "--size", &size, "--workers", &workers, "--touch", touch, "--exact",
+        "--workload",
+        variant,
+        "--size",
+        &size,
+        "--workers",
+        &workers,
+        "--touch",
+        touch,
+        "--exact",
     ]);
     report.check_invariants();
     assert_eq!(report.totals.footprint_method, "pagemap", "{:?}", report.totals);

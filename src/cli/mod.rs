@@ -139,6 +139,10 @@ pub struct ReportArgs {
     /// footprint, what exiting frees, who shares with whom.
     #[arg(long)]
     pub exact: bool,
+    /// Duplicated content (implies --exact): read every distinct anonymous/shmem page once and
+    /// find identical copies, also at other offsets. Only hashes are kept.
+    #[arg(long)]
+    pub dedup: bool,
     /// Write the report to FILE instead of stdout (with `-- CMD`, keeps it apart from CMD's
     /// own output).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -176,6 +180,9 @@ pub struct CompareArgs {
     /// Exact footprints from physical pages (needs root).
     #[arg(long)]
     pub exact: bool,
+    /// Measure duplicated content too (implies --exact; needs root).
+    #[arg(long)]
+    pub dedup: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,

@@ -13,7 +13,7 @@ use crate::sampler::{SampleOptions, Sampler};
 
 pub fn report(args: ReportArgs) -> Result<i32> {
     let sampler = sampler_for(args.proc_root.clone())?;
-    let options = SampleOptions { mappings: args.mappings, exact: args.exact };
+    let options = SampleOptions { mappings: args.mappings, exact: args.exact, dedup: args.dedup };
     let source = sampler.root().display().to_string();
     let (mut out, style) = open_output(args.output.as_ref())?;
     let t = &args.target;

@@ -123,7 +123,7 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
         let accounting = super::report_cmd::sample_trees(
             &sampler,
             &[workload.root],
-            SampleOptions { exact: args.exact, ..SampleOptions::default() },
+            SampleOptions { exact: args.exact, dedup: args.dedup, ..SampleOptions::default() },
             &Grouping::Roots(vec![workload.root]),
         )?;
         results.push(VariantResult {

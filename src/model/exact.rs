@@ -56,6 +56,8 @@ pub mod flags {
     pub const KSM: u8 = 8;
     pub const ANON: u8 = 16;
     pub const HUGETLB: u8 = 32;
+    /// Backed by swap (anonymous or shared memory), not by a file.
+    pub const SWAPBACKED: u8 = 64;
 }
 
 /// `/proc/kpagecount` and `/proc/kpageflags` for the frames of a tree, indexed by PFN.

@@ -1,6 +1,7 @@
 //! Model layer: pure accounting over raw samples. Nothing here reads /proc or any file.
 
 pub mod accounting;
+pub mod dedup;
 pub mod exact;
 pub mod peak;
 pub mod snapshot;

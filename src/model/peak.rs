@@ -105,6 +105,7 @@ mod tests {
                     }),
                     mappings: None,
                     pages: None,
+                    content: None,
                 })
                 .collect(),
         }

@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use super::dedup::ContentRaw;
 use super::exact::{PagesRaw, PfnTable};
 
 /// The memory fields of one `smaps` entry or of `smaps_rollup`, in bytes.
@@ -117,6 +118,9 @@ pub struct ProcessSample {
     pub mappings: Option<Result<Vec<MappingRaw>, Unreadable>>,
     /// Present and swapped pages from `pagemap`, only when asked for (`--exact`).
     pub pages: Option<Result<PagesRaw, Unreadable>>,
+    /// Content-defined chunk hashes of the pages this process was the first to map, only when
+    /// asked for (`--dedup`).
+    pub content: Option<Result<ContentRaw, Unreadable>>,
 }
 
 /// One pass of the sampler over a set of processes.

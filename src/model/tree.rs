@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::accounting::Figures;
+use super::dedup::{self, DedupTotals, Duplication};
 use super::exact::{self, ExactProcess, ExactTotals, PagesRaw, PfnTable, Workspace};
 use super::snapshot::{MappingRaw, ProcessSample, Snapshot, Unreadable};
 
@@ -82,6 +83,9 @@ pub struct ProcessRow {
     pub figures: Result<Figures, Unreadable>,
     /// With `--exact`: rss, pss, uss recomputed from the process's physical pages.
     pub exact: Option<Result<ExactProcess, Unreadable>>,
+    /// With `--dedup`: the content this process holds that an earlier process of the tree (or
+    /// itself) already held.
+    pub dedup: Option<Result<Duplication, Unreadable>>,
     pub peak: Option<Peak>,
     pub mappings: Option<Result<Vec<MappingRow>, Unreadable>>,
 }
@@ -122,6 +126,8 @@ pub struct Totals {
     pub overcount: Option<f64>,
     /// With `--exact`: the figures from physical pages, or why there are none.
     pub exact: Option<Result<ExactTotals, Unreadable>>,
+    /// With `--dedup`: duplicated and zero-filled content, or why there is none.
+    pub dedup: Option<Result<DedupTotals, Unreadable>>,
 }
 
 impl Totals {
@@ -140,6 +146,7 @@ impl Totals {
             footprint_method: FootprintMethod::PssEstimate,
             overcount: None,
             exact: None,
+            dedup: None,
         };
         for entry in figures {
             totals.processes += 1;
@@ -181,6 +188,11 @@ impl Totals {
     /// The exact figures when they were computed.
     pub fn exact_ok(&self) -> Option<&ExactTotals> {
         self.exact.as_ref()?.as_ref().ok()
+    }
+
+    /// The duplication figures when they were computed.
+    pub fn dedup_ok(&self) -> Option<&DedupTotals> {
+        self.dedup.as_ref()?.as_ref().ok()
     }
 
     /// Processes left out of the sums (kernel threads excluded: they have no memory).
@@ -316,6 +328,9 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
                 let exact = account_exact(&mut processes, &by_pid, table, page_size, &mut ws, true);
                 totals.set_exact(exact);
             }
+            if snapshot.processes.iter().any(|p| p.content.is_some()) {
+                totals.dedup = Some(account_dedup(&mut processes, &by_pid));
+            }
             let mappings_by_name = group_by_name(&processes);
             Tree {
                 root_pid: root,
@@ -340,6 +355,14 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
             account_exact(&mut all, &by_pid, table, snapshot.page_size, &mut ws, false)
         };
         totals.set_exact(exact);
+    }
+    if snapshot.processes.iter().any(|p| p.content.is_some()) {
+        totals.dedup = Some(if trees.len() == 1 {
+            trees[0].totals.dedup.clone().expect("set above")
+        } else {
+            let mut all: Vec<ProcessRow> = trees.iter().flat_map(|t| t.processes.clone()).collect();
+            account_dedup(&mut all, &by_pid)
+        });
     }
     let all_rows: Vec<&ProcessRow> = trees.iter().flat_map(|t| &t.processes).collect();
     let mappings_by_name = group_by_name_refs(&all_rows);
@@ -392,6 +415,49 @@ fn account_exact(
     Ok(totals)
 }
 
+/// Duplicated content over `rows` (in order: the first holder of a content is its original).
+fn account_dedup(
+    rows: &mut [ProcessRow],
+    by_pid: &HashMap<u32, &ProcessSample>,
+) -> Result<DedupTotals, Unreadable> {
+    let mut input = Vec::new();
+    let mut names: Vec<Vec<String>> = Vec::new();
+    let mut indexes = Vec::new();
+    let mut refused = None;
+    for (index, row) in rows.iter_mut().enumerate() {
+        let sample = by_pid.get(&row.pid);
+        match sample.and_then(|p| p.content.as_ref()) {
+            Some(Ok(content)) => {
+                let pages = sample.and_then(|p| p.pages.as_ref()).and_then(|p| p.as_ref().ok());
+                names.push(pages.map_or_else(Vec::new, |p| {
+                    p.mappings.iter().map(|m| m.name().to_string()).collect()
+                }));
+                input.push(content);
+                indexes.push(index);
+            }
+            Some(Err(reason)) => {
+                refused.get_or_insert_with(|| reason.clone());
+                row.dedup = Some(Err(reason.clone()));
+            }
+            None => {
+                row.dedup = Some(Err(Unreadable::Vanished("exited before it was read".into())));
+            }
+        }
+    }
+    if input.is_empty()
+        && let Some(reason) = refused
+    {
+        return Err(reason);
+    }
+    let pairs: Vec<(&[String], &dedup::ContentRaw)> =
+        names.iter().map(Vec::as_slice).zip(input).collect();
+    let (totals, per) = dedup::account(&pairs);
+    for (index, d) in indexes.into_iter().zip(per) {
+        rows[index].dedup = Some(Ok(d));
+    }
+    Ok(totals)
+}
+
 fn nearest_root(
     pid: u32,
     by_pid: &HashMap<u32, &ProcessSample>,
@@ -418,6 +484,7 @@ fn process_row(sample: &ProcessSample, depth: usize) -> ProcessRow {
         cmdline: sample.cmdline.clone(),
         figures: sample.rollup.as_ref().map(Figures::from_fields).map_err(Clone::clone),
         exact: None,
+        dedup: None,
         peak: None,
         mappings: sample.mappings.as_ref().map(|m| {
             m.as_ref().map(|maps| maps.iter().map(MappingRow::from).collect()).map_err(Clone::clone)
@@ -492,6 +559,7 @@ mod tests {
             }),
             mappings: None,
             pages: None,
+            content: None,
         }
     }
 

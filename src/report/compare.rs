@@ -61,9 +61,17 @@ impl VariantResult {
             sentence.extend(first.to_uppercase());
             sentence.push_str(chars.as_str());
         }
+        let duplicated = match t.dedup_ok() {
+            Some(d) if d.total.duplicated > 0 => format!(
+                "; {} of it is identical content that could be shared",
+                human_bytes(d.total.duplicated)
+            ),
+            Some(_) => "; nothing is duplicated".to_string(),
+            None => String::new(),
+        };
         format!(
-            "{sentence}; a monitor shows {} ({overcount:.1}× the {} really used); hand-off \
-             {:.2} s.",
+            "{sentence}; a monitor shows {} ({overcount:.1}× the {} really used){duplicated}; \
+             hand-off {:.2} s.",
             human_bytes(rss),
             human_bytes(footprint),
             self.handoff_seconds,
@@ -84,8 +92,8 @@ pub fn write(
 }
 
 const NOT_MEASURED: &str = "not measured";
-const NOT_MEASURED_NOTE: &str = "DUPLICATED (identical content held more than once) needs exact \
-    page accounting, which this version does not have yet: it is not measured, not zero.";
+const NOT_MEASURED_NOTE: &str = "DUPLICATED (identical content held more than once) is measured \
+    with --dedup (needs root): without it, it is not measured, not zero.";
 
 fn title(results: &[VariantResult]) -> String {
     let Some(first) = results.first() else { return "memtree compare".into() };
@@ -119,7 +127,11 @@ fn grid(results: &[VariantResult]) -> Grid {
             human_opt(t.footprint),
             r.copies().map_or("n/a".into(), |c| format!("{c:.2}")),
             t.overcount.map_or("n/a".into(), |o| format!("{o:.1}×")),
-            NOT_MEASURED.to_string(),
+            match &t.dedup {
+                Some(Ok(d)) => human_bytes(d.total.duplicated),
+                Some(Err(_)) => "n/a".to_string(),
+                None => NOT_MEASURED.to_string(),
+            },
         ]);
     }
     grid
@@ -154,8 +166,19 @@ fn write_text(
             writeln!(out, "{}: {}", r.spec.variant, r.verdict())?;
         }
     }
-    writeln!(out)?;
-    writeln!(out, "{NOT_MEASURED_NOTE}")
+    let measured = results.iter().all(|r| r.accounting.totals.dedup_ok().is_some());
+    if !measured {
+        writeln!(out)?;
+        let reason = results.iter().find_map(|r| match &r.accounting.totals.dedup {
+            Some(Err(reason)) => Some(reason.to_string()),
+            _ => None,
+        });
+        match reason {
+            Some(reason) => writeln!(out, "DUPLICATED could not be measured: {reason}.")?,
+            None => writeln!(out, "{NOT_MEASURED_NOTE}")?,
+        }
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -200,8 +223,12 @@ fn write_json(out: &mut dyn Write, results: &[VariantResult]) -> io::Result<()> 
                 root_pid: r.accounting.trees.first().map(|t| t.root_pid),
                 totals: TotalsJson::from(&r.accounting.totals),
                 copies: r.copies().map(|c| (c * 1000.0).round() / 1000.0),
-                duplicated_bytes: None,
-                duplicated_method: "not_measured",
+                duplicated_bytes: r.accounting.totals.dedup_ok().map(|d| d.total.duplicated),
+                duplicated_method: match &r.accounting.totals.dedup {
+                    Some(Ok(_)) => "content",
+                    Some(Err(_)) => "unavailable",
+                    None => "not_measured",
+                },
                 verdict: r.verdict(),
             })
             .collect(),

@@ -67,6 +67,8 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
     lines.extend(unreadable_sentence(totals, accounting.privileged));
     if let Some(Err(reason)) = &totals.exact {
         lines.push(format!("No exact figures: {reason}."));
+    } else if let Some(Err(reason)) = &totals.dedup {
+        lines.push(format!("No duplicated-content figures: {reason}."));
     }
     lines
 }
@@ -86,6 +88,23 @@ fn exact_sentences(accounting: &Accounting) -> Vec<String> {
             "{} is one physical copy mapped by {by}: a monitor counts it {k} times.",
             human_bytes(bytes)
         ));
+    }
+    if let Some(dedup) = accounting.totals.dedup_ok() {
+        if dedup.total.duplicated > 0 {
+            lines.push(format!(
+                "{} are identical copies of content held elsewhere in the tree: memory that \
+                 sharing it (fork, shared memory) or KSM could give back.",
+                human_bytes(dedup.total.duplicated)
+            ));
+        } else {
+            lines.push("No content is held twice: nothing is duplicated.".to_string());
+        }
+        if dedup.total.zero_filled > 0 {
+            lines.push(format!(
+                "{} are pages filled with zeros (allocated and cleared, never used).",
+                human_bytes(dedup.total.zero_filled)
+            ));
+        }
     }
     lines.push(format!(
         "Exiting would free {} (the pages no process outside {} maps).",
@@ -144,6 +163,7 @@ mod tests {
             }),
             mappings: None,
             pages: None,
+            content: None,
         }
     }
 

@@ -136,6 +136,10 @@ struct ProcessJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     exact_unreadable: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    duplicated_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    zero_filled_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mappings: Option<Option<Vec<MappingJson<'a>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_unreadable: Option<String>,
@@ -164,6 +168,8 @@ struct TreeJson<'a> {
     pairs: Option<Vec<PairJson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_sharing: Option<Vec<NameSharingJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mappings_content: Option<Vec<NameContentJson<'a>>>,
 }
 
 /// The totals object, shared with `memtree.compare/v1`.
@@ -187,6 +193,17 @@ pub(crate) struct TotalsJson {
     zero_page_mapped_bytes: Option<u64>,
     sharing_histogram: Option<Vec<BucketJson>>,
     exact_unavailable: Option<String>,
+    duplicated_bytes: Option<u64>,
+    zero_filled_bytes: Option<u64>,
+    content_scanned_bytes: Option<u64>,
+    dedup_unavailable: Option<String>,
+}
+
+#[derive(Serialize)]
+struct NameContentJson<'a> {
+    name: &'a str,
+    duplicated_bytes: u64,
+    zero_filled_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -235,6 +252,13 @@ impl From<&Totals> for TotalsJson {
                 e.histogram.iter().map(|&(mappers, bytes)| BucketJson { mappers, bytes }).collect()
             }),
             exact_unavailable: match &t.exact {
+                Some(Err(reason)) => Some(reason.to_string()),
+                _ => None,
+            },
+            duplicated_bytes: t.dedup_ok().map(|d| d.total.duplicated),
+            zero_filled_bytes: t.dedup_ok().map(|d| d.total.zero_filled),
+            content_scanned_bytes: t.dedup_ok().map(|d| d.scanned),
+            dedup_unavailable: match &t.dedup {
                 Some(Err(reason)) => Some(reason.to_string()),
                 _ => None,
             },
@@ -306,6 +330,8 @@ fn process<'a>(row: &'a ProcessRow, tree: u32, peak: bool) -> ProcessJson<'a> {
         exact_pss_bytes: row.exact.as_ref().map(|e| e.as_ref().ok().map(|e| e.pss)),
         exact_uss_bytes: row.exact.as_ref().map(|e| e.as_ref().ok().map(|e| e.uss)),
         exact_unreadable: row.exact.as_ref().map(|e| e.as_ref().err().map(ToString::to_string)),
+        duplicated_bytes: row.dedup.as_ref().map(|d| d.as_ref().ok().map(|d| d.duplicated)),
+        zero_filled_bytes: row.dedup.as_ref().map(|d| d.as_ref().ok().map(|d| d.zero_filled)),
         mappings,
         mappings_unreadable,
     }
@@ -362,6 +388,16 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
                             private_bytes: n.private,
                             shared_in_tree_bytes: n.shared_in_tree,
                             shared_outside_bytes: n.shared_outside,
+                        })
+                        .collect()
+                }),
+                mappings_content: t.totals.dedup_ok().map(|d| {
+                    d.by_name
+                        .iter()
+                        .map(|(name, dup)| NameContentJson {
+                            name,
+                            duplicated_bytes: dup.duplicated,
+                            zero_filled_bytes: dup.zero_filled,
                         })
                         .collect()
                 }),

@@ -49,9 +49,10 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
                 _ => "still running".to_string(),
             };
             format!(
-                "at its peak footprint, {} (of {} samples over {:.1} s; {end})",
+                "at its peak footprint, {} (of {} sample{} over {:.1} s; {end})",
                 utc_timestamp(accounting.taken_at_unix),
                 run.samples,
+                if run.samples == 1 { "" } else { "s" },
                 run.duration_seconds
             )
         }
@@ -148,9 +149,13 @@ pub fn footprint_note(totals: &Totals) -> String {
         return "footprint n/a (nothing readable)".to_string();
     };
     let overcount = totals.overcount.map(|o| format!(", overcount {o:.1}×")).unwrap_or_default();
+    let duplicated = totals
+        .dedup_ok()
+        .map(|d| format!(", duplicated {}", human_bytes(d.total.duplicated)))
+        .unwrap_or_default();
     match totals.exact_ok() {
         Some(exact) => format!(
-            "footprint {} (exact), exclusive {}{overcount}",
+            "footprint {} (exact), exclusive {}{duplicated}{overcount}",
             human_bytes(footprint),
             human_bytes(exact.exclusive)
         ),
@@ -227,6 +232,29 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
             ]);
         }
         grids.push(("Mappings by name, distinct physical bytes".to_string(), names));
+        if let Some(dedup) = tree.totals.dedup_ok() {
+            let mut content = Grid::new(&[
+                ("MAPPING", Align::Left),
+                ("DUPLICATED", Align::Right),
+                ("ZERO-FILLED", Align::Right),
+            ]);
+            for (name, d) in dedup.by_name.iter().take(TOP_EXACT) {
+                content.push(vec![
+                    name.clone(),
+                    human_bytes(d.duplicated),
+                    human_bytes(d.zero_filled),
+                ]);
+            }
+            grids.push((
+                format!(
+                    "Duplicated content ({} of anonymous and shared memory read, {} distinct \
+                     chunks)",
+                    human_bytes(dedup.scanned),
+                    dedup.distinct_chunks
+                ),
+                content,
+            ));
+        }
     }
     grids
 }

@@ -81,15 +81,16 @@ pub fn read_pages(buf: &[u8], page: usize) -> usize {
     pages
 }
 
-/// Changes one byte in a `fraction` of the pages, spread evenly: on private memory each such
-/// page becomes a private copy that differs from the original by that byte.
-pub fn write_pages(buf: &mut [u8], page: usize, fraction: f64) -> usize {
+/// Changes one byte in a `fraction` of the pages, spread evenly, by adding `delta`: on private
+/// memory each such page becomes a private copy that differs from the original by that byte
+/// (workers pass different deltas, so their copies differ from each other too).
+pub fn write_pages(buf: &mut [u8], page: usize, fraction: f64, delta: u8) -> usize {
     let pages = buf.len().div_ceil(page);
     let mut written = 0;
     for p in 0..pages {
         if ((p + 1) as f64 * fraction).floor() > (p as f64 * fraction).floor() {
             let byte = &mut buf[p * page];
-            *byte = byte.wrapping_add(1);
+            *byte = byte.wrapping_add(delta);
             written += 1;
         }
     }
@@ -121,9 +122,9 @@ mod tests {
     #[test]
     fn write_fraction_spreads_evenly() {
         let mut buf = vec![0u8; 4096 * 100];
-        assert_eq!(write_pages(&mut buf, 4096, 1.0), 100);
-        assert_eq!(write_pages(&mut buf, 4096, 0.25), 25);
-        assert_eq!(write_pages(&mut buf, 4096, 0.0), 0);
+        assert_eq!(write_pages(&mut buf, 4096, 1.0, 1), 100);
+        assert_eq!(write_pages(&mut buf, 4096, 0.25, 1), 25);
+        assert_eq!(write_pages(&mut buf, 4096, 0.0, 1), 0);
         assert_eq!(buf[0], 1);
         assert_eq!(read_pages(&buf, 4096), 100);
     }

@@ -555,7 +555,10 @@ fn worker(
         let pages = match spec.touch {
             Touch::None => 0,
             Touch::Read => memory::read_pages(buf, page),
-            Touch::Write(fraction) => memory::write_pages(buf, page, fraction),
+            // 1 + index: no two workers' copies are alike (255 workers before one repeats).
+            Touch::Write(fraction) => {
+                memory::write_pages(buf, page, fraction, (index % 255) as u8 + 1)
+            }
         };
         let mut record = [0u8; 16];
         record[..8].copy_from_slice(&(index as u64).to_le_bytes());

@@ -8,6 +8,7 @@
 //! turned into a zero.
 
 pub mod capture;
+pub mod content;
 pub mod error;
 pub mod pagemap;
 pub mod smaps;
@@ -58,6 +59,9 @@ pub struct SampleOptions {
     pub mappings: bool,
     /// Also read every physical page (`pagemap`, `kpagecount`, `kpageflags`): `--exact`.
     pub exact: bool,
+    /// Also hash the content of every distinct anonymous/shmem page (`--dedup`; implies
+    /// `exact`).
+    pub dedup: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -231,8 +235,11 @@ impl Sampler {
             pfn_table: None,
             page_size: page_size(),
         };
-        if options.exact {
+        if options.exact || options.dedup {
             self.sample_exact(&mut snapshot);
+        }
+        if options.dedup {
+            self.sample_content(&mut snapshot);
         }
         snapshot
     }
@@ -259,6 +266,7 @@ impl Sampler {
             rollup,
             mappings,
             pages: None,
+            content: None,
         }
     }
 

@@ -31,6 +31,7 @@ pub mod bits {
 /// kpageflags bits (include/uapi/linux/kernel-page-flags.h).
 mod kpf {
     pub const ANON: u64 = 1 << 12;
+    pub const SWAPBACKED: u64 = 1 << 14;
     pub const HUGE: u64 = 1 << 17;
     pub const KSM: u64 = 1 << 21;
     pub const THP: u64 = 1 << 22;
@@ -326,6 +327,7 @@ fn compact_flags(raw: u64) -> u8 {
         (kpf::KSM, pf::KSM),
         (kpf::ANON, pf::ANON),
         (kpf::HUGE, pf::HUGETLB),
+        (kpf::SWAPBACKED, pf::SWAPBACKED),
     ] {
         if raw & bit != 0 {
             f |= flag;

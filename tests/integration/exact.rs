@@ -150,7 +150,7 @@ fn unprivileged_exact_falls_back_with_its_reason() {
     assert_eq!(said, 1, "said once, in words: {:?}", report.explanation);
 
     let mut table = memtree();
-    table.args(["report", "--exact", "--", "true"]).uid(65534).gid(65534);
+    table.args(["report", "--exact", "--", "sleep", "0.3"]).uid(65534).gid(65534);
     let table = text(&table.output().unwrap().stdout);
     assert!(table.contains("No exact figures") && table.contains("pss estimate"), "{table}");
 }

@@ -2,6 +2,7 @@
 //! unprivileged, and on commands it runs.
 
 mod command;
+mod dedup;
 mod errors;
 mod exact;
 mod fixtures;

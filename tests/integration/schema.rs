@@ -67,6 +67,8 @@ pub struct Process {
     pub exact_pss_bytes: Option<Option<u64>>,
     pub exact_uss_bytes: Option<Option<u64>>,
     pub exact_unreadable: Option<Option<String>>,
+    pub duplicated_bytes: Option<Option<u64>>,
+    pub zero_filled_bytes: Option<Option<u64>>,
     pub mappings: Option<Option<Vec<Mapping>>>,
     pub mappings_unreadable: Option<String>,
 }
@@ -105,6 +107,7 @@ pub struct Tree {
     pub mappings_by_name: Option<Vec<NameGroup>>,
     pub pairs: Option<Vec<Pair>>,
     pub mappings_sharing: Option<Vec<NameSharing>>,
+    pub mappings_content: Option<Vec<NameContent>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +131,18 @@ pub struct Totals {
     pub zero_page_mapped_bytes: Option<u64>,
     pub sharing_histogram: Option<Vec<Bucket>>,
     pub exact_unavailable: Option<String>,
+    pub duplicated_bytes: Option<u64>,
+    pub zero_filled_bytes: Option<u64>,
+    pub content_scanned_bytes: Option<u64>,
+    pub dedup_unavailable: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameContent {
+    pub name: String,
+    pub duplicated_bytes: u64,
+    pub zero_filled_bytes: u64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,10 +8,11 @@
 
 use std::collections::HashMap;
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-/// No boundary before this many bytes of a chunk.
-pub const MIN_CHUNK: usize = 2 * 1024;
+/// No boundary before this many bytes of a chunk: the bytes before it are only hashed, so a
+/// large minimum keeps the per-byte rolling hash to about a quarter of the content.
+pub const MIN_CHUNK: usize = 6 * 1024;
 /// Boundaries get likelier past this length (normalized chunking).
 pub const AVG_CHUNK: usize = 8 * 1024;
 /// A chunk ends here whatever its content.
@@ -49,19 +50,32 @@ pub struct Chunk {
 pub struct Chunker {
     gear: u64,
     len: usize,
+    /// The last scan found a content-defined boundary.
+    boundary: bool,
     hasher: Xxh3,
 }
 
 impl Default for Chunker {
     fn default() -> Self {
-        Chunker { gear: 0, len: 0, hasher: Xxh3::new() }
+        Chunker { gear: 0, len: 0, boundary: false, hasher: Xxh3::new() }
     }
 }
 
 impl Chunker {
     pub fn feed(&mut self, mut data: &[u8], out: &mut impl FnMut(Chunk)) {
         while !data.is_empty() {
-            // Bytes that cannot reach a boundary are only hashed.
+            // Fast path: a whole chunk inside `data` is hashed in one call, no streaming state.
+            if self.len == 0 && data.len() >= MIN_CHUNK {
+                let mut probe = Chunker { gear: 0, len: MIN_CHUNK - WINDOW, ..Chunker::default() };
+                let from = MIN_CHUNK - WINDOW;
+                if let Some(cut) = probe.scan(&data[from..]) {
+                    let end = from + cut;
+                    out(Chunk { hash: xxh3_64(&data[..end]), len: end as u32 });
+                    data = &data[end..];
+                    continue;
+                }
+            }
+            // Bytes that cannot reach a boundary are only hashed (xxh3, at memory speed).
             let blind = (MIN_CHUNK - WINDOW).saturating_sub(self.len);
             if blind > 0 {
                 let take = blind.min(data.len());
@@ -70,24 +84,56 @@ impl Chunker {
                 data = &data[take..];
                 continue;
             }
-            let mut cut = None;
-            for (i, &byte) in data.iter().enumerate() {
-                self.gear = (self.gear << 1).wrapping_add(GEAR[usize::from(byte)]);
-                let len = self.len + i + 1;
-                let mask = if len < AVG_CHUNK { MASK_SMALL } else { MASK_LARGE };
-                if (len >= MIN_CHUNK && self.gear & mask == 0) || len >= MAX_CHUNK {
-                    cut = Some(i + 1);
-                    break;
-                }
-            }
-            let take = cut.unwrap_or(data.len());
+            let take = match self.scan(data) {
+                Some(cut) => cut,
+                None => data.len(),
+            };
             self.hasher.update(&data[..take]);
+            let cut = self.len + take >= MAX_CHUNK || self.boundary;
             self.len += take;
             data = &data[take..];
-            if cut.is_some() {
+            if cut {
                 self.emit(out);
             }
         }
+    }
+
+    /// Runs the gear hash over `data` from the current chunk length; returns where the chunk
+    /// ends, if it does within `data`. Three tight loops, one per stretch of the chunk (window
+    /// warm-up, strict mask, loose mask), so the per-byte work is a shift, an add, a test.
+    fn scan(&mut self, data: &[u8]) -> Option<usize> {
+        self.boundary = false;
+        let mut gear = self.gear;
+        let mut i = 0;
+        let n = data.len();
+        // Warm-up: the 64 bytes before MIN_CHUNK feed the window but cannot cut.
+        let warm = MIN_CHUNK.saturating_sub(self.len).min(n);
+        while i < warm {
+            gear = (gear << 1).wrapping_add(GEAR[usize::from(data[i])]);
+            i += 1;
+        }
+        let strict = AVG_CHUNK.saturating_sub(self.len).min(n);
+        while i < strict {
+            gear = (gear << 1).wrapping_add(GEAR[usize::from(data[i])]);
+            i += 1;
+            if gear & MASK_SMALL == 0 {
+                self.gear = gear;
+                self.boundary = true;
+                return Some(i);
+            }
+        }
+        let loose = MAX_CHUNK.saturating_sub(self.len).min(n);
+        while i < loose {
+            gear = (gear << 1).wrapping_add(GEAR[usize::from(data[i])]);
+            i += 1;
+            if gear & MASK_LARGE == 0 {
+                self.gear = gear;
+                self.boundary = true;
+                return Some(i);
+            }
+        }
+        self.gear = gear;
+        (self.len + i >= MAX_CHUNK).then_some(i)
     }
 
     /// Ends the current region: what was fed since the last boundary is a chunk of its own.

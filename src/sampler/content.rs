@@ -1,16 +1,16 @@
 //! Sampler layer: page contents, for `--dedup`. Every distinct anonymous or shared-memory frame
-//! the tree maps is read once, through the first process (in tree order) that maps it, with
-//! `process_vm_readv`, and turned into content-defined chunk hashes on the spot
+//! the tree maps is read once, through the first process (in tree order) that maps it, from
+//! `/proc/PID/mem` (see [`read_region`] for why not `process_vm_readv`), and turned into content-defined chunk hashes on the spot
 //! ([`crate::model::dedup::Chunker`]). Only hashes and lengths are kept: the bytes live in one
 //! reused window buffer per reading thread and are never stored or written anywhere.
 
-use std::io::{IoSliceMut, IsTerminal, Write};
+use std::fs::File;
+use std::io::{self, IsTerminal, Write};
+use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::uio::{RemoteIoVec, process_vm_readv};
-use nix::unistd::Pid;
 use rayon::prelude::*;
 
 use super::Sampler;
@@ -24,11 +24,11 @@ pub const WINDOW_BYTES: usize = 4 << 20;
 const PROGRESS_ABOVE: u64 = 256 << 20;
 
 /// A virtual range of one process to read: `(address, length, mapping index)`.
-type Region = (u64, u64, u32);
+pub type Region = (u64, u64, u32);
 
 /// Splits the tree's distinct anonymous/shmem frames into contiguous virtual regions, each
 /// frame in the first process (in snapshot order) that maps it.
-fn plan(snapshot: &Snapshot, table: &PfnTable) -> Vec<Vec<Region>> {
+pub fn plan(snapshot: &Snapshot, table: &PfnTable) -> Vec<Vec<Region>> {
     let page = snapshot.page_size;
     let mut visited = vec![0u64; table.mapcount.len().div_ceil(64)];
     let mut plans = Vec::with_capacity(snapshot.processes.len());
@@ -69,58 +69,100 @@ fn plan_process(
     }
 }
 
+/// Reads one region of `pid` window by window, handing each window's whole pages to `visit`.
+/// Returns the bytes that could not be read (unmapped since the page walk).
+///
+/// Reads go through `/proc/PID/mem`, not `process_vm_readv`: the latter pins the pages it
+/// reads, and pinning a copy-on-write page that several processes share makes the kernel give
+/// the target a private copy (`gup_must_unshare`) — memtree would be copying the very memory it
+/// measures. `/proc/PID/mem` takes no pin and leaves the pages shared.
+pub fn read_region(
+    mem: &File,
+    (start, len, _): Region,
+    buf: &mut [u8],
+    page: usize,
+    mut visit: impl FnMut(&[u8]),
+) -> Result<u64, Unreadable> {
+    let mut offset = 0u64;
+    while offset < len {
+        let want = ((len - offset) as usize).min(buf.len());
+        let mut got = 0;
+        while got < want {
+            match mem.read_at(&mut buf[got..want], start + offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // Unmapped since the page walk: the read stops there.
+                Err(e) if e.raw_os_error() == Some(Errno::EIO as i32) => break,
+                Err(e) if e.raw_os_error() == Some(Errno::ESRCH as i32) => {
+                    return Err(Unreadable::Vanished("exited while its pages were read".into()));
+                }
+                Err(e) => return Err(Unreadable::Failed(format!("reading /proc/PID/mem: {e}"))),
+            }
+        }
+        // A short read stops at the first page that went away.
+        let got = got - got % page;
+        visit(&buf[..got]);
+        if got < want {
+            return Ok(len - offset - got as u64);
+        }
+        offset += got as u64;
+    }
+    Ok(0)
+}
+
+/// Opens `/proc/PID/mem` for reading.
+pub fn open_mem(sampler: &Sampler, pid: u32) -> Result<File, Unreadable> {
+    let path = sampler.root().join(pid.to_string()).join("mem");
+    File::open(&path).map_err(|e| match e.raw_os_error() {
+        Some(code) if code == Errno::ENOENT as i32 || code == Errno::ESRCH as i32 => {
+            Unreadable::Vanished("exited before its pages were read".into())
+        }
+        Some(code) if code == Errno::EACCES as i32 || code == Errno::EPERM as i32 => {
+            Unreadable::PermissionDenied(format!(
+                "{} needs ptrace rights over the process (run as root)",
+                path.display()
+            ))
+        }
+        _ => Unreadable::Failed(format!("{}: {e}", path.display())),
+    })
+}
+
 /// Reads and chunks the regions of one process.
 fn scan(
+    sampler: &Sampler,
     pid: u32,
     regions: &[Region],
     page: usize,
     done: &AtomicU64,
 ) -> Result<ContentRaw, Unreadable> {
     let mut raw = ContentRaw::default();
+    if regions.is_empty() {
+        return Ok(raw);
+    }
+    let mem = open_mem(sampler, pid)?;
     let mut buf = vec![0u8; WINDOW_BYTES];
     let mut chunker = Chunker::default();
-    for &(start, len, mapping) in regions {
+    for &region in regions {
+        let mapping = region.2;
         let mut zero = 0u64;
-        let mut offset = 0u64;
-        while offset < len {
-            let want = ((len - offset) as usize).min(buf.len());
-            let remote = [RemoteIoVec { base: (start + offset) as usize, len: want }];
-            let got = match process_vm_readv(
-                Pid::from_raw(pid as i32),
-                &mut [IoSliceMut::new(&mut buf[..want])],
-                &remote,
-            ) {
-                Ok(n) => n,
-                Err(Errno::ESRCH) => {
-                    return Err(Unreadable::Vanished("exited while its pages were read".into()));
-                }
-                Err(Errno::EPERM | Errno::EACCES) => {
-                    return Err(Unreadable::PermissionDenied(format!(
-                        "reading the memory of {pid} needs ptrace rights (run as root)"
-                    )));
-                }
-                // Unmapped since the page walk: nothing left to read in this region.
-                Err(Errno::EFAULT) => 0,
-                Err(e) => return Err(Unreadable::Failed(format!("process_vm_readv {pid}: {e}"))),
-            };
-            // A short read stops at the first page that went away.
-            let got = got - got % page;
-            for bytes in buf[..got].chunks(page) {
+        let unread = read_region(&mem, region, &mut buf, page, |window| {
+            // Runs of non-zero pages go to the chunker whole; a zero-filled page ends a run.
+            let mut run_start = 0;
+            for (index, bytes) in window.chunks(page).enumerate() {
                 if bytes.iter().all(|&b| b == 0) {
+                    let at = index * page;
+                    chunker.feed(&window[run_start..at], &mut |c| raw.chunks.push((c, mapping)));
                     chunker.finish(&mut |c| raw.chunks.push((c, mapping)));
                     zero += page as u64;
-                } else {
-                    chunker.feed(bytes, &mut |c| raw.chunks.push((c, mapping)));
+                    run_start = at + page;
                 }
             }
-            raw.scanned += got as u64;
-            done.fetch_add(got as u64, Ordering::Relaxed);
-            if got < want {
-                raw.unread += len - offset - got as u64;
-                break;
-            }
-            offset += got as u64;
-        }
+            chunker.feed(&window[run_start..], &mut |c| raw.chunks.push((c, mapping)));
+            raw.scanned += window.len() as u64;
+            done.fetch_add(window.len() as u64, Ordering::Relaxed);
+        })?;
+        raw.unread += unread;
         chunker.finish(&mut |c| raw.chunks.push((c, mapping)));
         if zero > 0 {
             raw.zero_filled.push((mapping, zero));
@@ -158,7 +200,7 @@ impl Sampler {
                 .par_iter()
                 .zip(&plans)
                 .map(|(p, regions)| match &p.pages {
-                    Some(Ok(_)) => Some(scan(p.pid, regions, page, &done)),
+                    Some(Ok(_)) => Some(scan(self, p.pid, regions, page, &done)),
                     Some(Err(reason)) => Some(Err(reason.clone())),
                     None => None,
                 })

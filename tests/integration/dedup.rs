@@ -127,3 +127,40 @@ fn unprivileged_dedup_says_why() {
     let reason = report.totals.dedup_unavailable.as_deref().unwrap();
     assert!(reason.contains("CAP_SYS_ADMIN"), "{reason}");
 }
+
+#[test]
+fn reading_contents_leaves_the_tree_as_it_was() {
+    if skip_unless_root() {
+        return;
+    }
+    // A pinned read (process_vm_readv) of a shared copy-on-write page makes the kernel copy it
+    // into the target: memtree must not. Measure the same running tree three times.
+    let mut child = memtree()
+        .args(["run", "serialize", "--size", "32MiB", "--workers", "3", "--events", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let root = loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "run ended before ready");
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["event"] == "ready" {
+            break event["pid"].as_u64().unwrap().to_string();
+        }
+    };
+    let shared_by_all = |r: &Report| {
+        r.totals.sharing_histogram.as_ref().unwrap().iter().find(|b| b.mappers == 4).unwrap().bytes
+    };
+    let first = report_json(&["--pid", &root, "--dedup"]);
+    let again: Vec<Report> = (0..2).map(|_| report_json(&["--pid", &root, "--dedup"])).collect();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(shared_by_all(&first) >= SIZE, "the parent's original is mapped by all 4");
+    for later in &again {
+        assert_eq!(shared_by_all(later), shared_by_all(&first), "nothing was unshared");
+        let (a, b) = (first.totals.footprint_bytes.unwrap(), later.totals.footprint_bytes.unwrap());
+        assert!(a.abs_diff(b) < MIB, "footprint {a} then {b}");
+    }
+}

@@ -16,4 +16,5 @@ pub mod model;
 pub mod report;
 pub mod runner;
 pub mod sampler;
+pub mod tui;
 pub mod units;

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 mod report_cmd;
+mod top_cmd;
 mod workload_cmd;
 
 use crate::report::{Format, Style};
@@ -41,6 +42,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Cmd {
+    /// The live dashboard: which memory is shared, private and duplicated, and how far a
+    /// monitor's number is from the truth. Without a target it runs the built-in workloads.
+    Top(TopArgs),
     /// Print a one-shot report of a process tree: RSS, PSS, USS, shared, swap, and what the
     /// tree really uses.
     Report(ReportArgs),
@@ -157,6 +161,24 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// How often to refresh (processes whose memory did not change are not read again).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::parse_duration)]
+    pub interval: Duration,
+    /// Do not read physical pages even as root (exact figures are on by default when
+    /// privileged).
+    #[arg(long)]
+    pub no_exact: bool,
+    /// Also measure duplicated content (reads every anonymous page at each exact refresh).
+    #[arg(long, conflicts_with = "no_exact")]
+    pub dedup: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct RunArgs {
     /// fork: workers inherit the buffer copy-on-write; serialize: each worker receives its own
     /// copy through a pipe; shared: one memfd mapped by every worker.
@@ -201,6 +223,7 @@ pub struct CaptureArgs {
 /// Runs a parsed command line; returns the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
+        Cmd::Top(args) => top_cmd::top(args),
         Cmd::Report(args) => report_cmd::report(args),
         Cmd::Run(args) => workload_cmd::run(args),
         Cmd::Compare(args) => workload_cmd::compare(args),

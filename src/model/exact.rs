@@ -77,6 +77,10 @@ pub struct ExactProcess {
     pub pss: u64,
     /// Pages whose kpagecount is 1.
     pub uss: u64,
+    /// Pages mapped several times, every time by processes of the tree.
+    pub shared_in_tree: u64,
+    /// Pages also mapped by processes outside the tree.
+    pub shared_outside: u64,
     /// Swapped-out pages.
     pub swap: u64,
 }
@@ -216,6 +220,10 @@ pub fn exact(
                 pss_fixed += (u128::from(page_size) << 12) / u128::from(mapcount);
                 if mapcount == 1 {
                     me.uss += page_size;
+                } else if u32::from(ws.occurrences[pfn]) >= mapcount {
+                    me.shared_in_tree += page_size;
+                } else {
+                    me.shared_outside += page_size;
                 }
                 let share = page_size as f64 / f64::from(occurrences);
                 if mapcount == 1 {
@@ -387,6 +395,8 @@ mod tests {
         assert!(totals.pairs.iter().all(|p| p.bytes == 5 * PAGE));
         assert_eq!(per[0].rss, 5 * PAGE);
         assert_eq!(per[1].uss, PAGE);
+        assert_eq!(per[1].shared_in_tree, 4 * PAGE);
+        assert_eq!(per[1].shared_outside, PAGE);
         // 4 frames / 3 + 1 frame / 4 + 1 private.
         let expected = (4 * PAGE) / 3 + PAGE / 4 + PAGE;
         assert!(per[1].pss.abs_diff(expected) <= 1, "{} vs {expected}", per[1].pss);

@@ -38,6 +38,9 @@ fn bad_input_is_one_line_and_status_2() {
     bad(&["report", "--workload", "teleport"], "invalid value 'teleport'");
     bad(&["report", "--workload", "fork", "--pid", "1"], "cannot be used with");
     bad(&["compare", "--workers", "0"], "--workers");
+    // Not a terminal: the dashboard refuses and points to report.
+    bad(&["top", "--all"], "memtree report");
+    bad(&["top", "--pid", "abc"], "invalid value 'abc'");
 }
 
 #[test]

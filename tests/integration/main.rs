@@ -11,4 +11,5 @@ mod privilege;
 mod python;
 mod schema;
 mod support;
+mod top;
 mod workloads;

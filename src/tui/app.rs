@@ -1,0 +1,394 @@
+//! TUI layer: the dashboard's state. `App` holds what the screen shows; [`App::apply`] turns an
+//! [`Action`] into a state change; [`App::on_update`] takes a round of figures. No I/O.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::collector::Update;
+use super::event::Action;
+use crate::model::Accounting;
+use crate::model::tree::ProcessRow;
+
+/// Samples kept for the timeline.
+const HISTORY: usize = 600;
+/// Rows a page key moves.
+const PAGE: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    Processes,
+    Mappings,
+    Sharing,
+}
+
+impl View {
+    pub fn title(self) -> &'static str {
+        match self {
+            View::Processes => "Processes",
+            View::Mappings => "Mappings across the tree",
+            View::Sharing => "Who shares with whom",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sort {
+    Rss,
+    Pss,
+    Uss,
+    Shared,
+    Swap,
+    Pid,
+}
+
+impl Sort {
+    pub fn name(self) -> &'static str {
+        match self {
+            Sort::Rss => "RSS",
+            Sort::Pss => "PSS",
+            Sort::Uss => "USS",
+            Sort::Shared => "shared",
+            Sort::Swap => "swap",
+            Sort::Pid => "pid",
+        }
+    }
+
+    fn next(self) -> Sort {
+        match self {
+            Sort::Rss => Sort::Pss,
+            Sort::Pss => Sort::Uss,
+            Sort::Uss => Sort::Shared,
+            Sort::Shared => Sort::Swap,
+            Sort::Swap => Sort::Pid,
+            Sort::Pid => Sort::Rss,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    None,
+    Help,
+    Explain,
+}
+
+/// One point of the timeline: seconds since start, Σ RSS, footprint, Σ PSS.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub t: f64,
+    pub rss_sum: u64,
+    pub footprint: u64,
+    pub pss_sum: u64,
+}
+
+#[derive(Debug)]
+pub struct App {
+    /// What is watched, in words ("workload fork (64 MiB × 3 workers)").
+    pub target: String,
+    pub interval: Duration,
+    pub started: Instant,
+    pub accounting: Option<Accounting>,
+    pub updated_at: Option<Instant>,
+    pub exact_at: Option<Instant>,
+    /// Whether exact figures were asked for and why they are missing (e.g. not root).
+    pub exact_note: Option<String>,
+    pub history: VecDeque<Point>,
+    pub selected: usize,
+    pub view: View,
+    pub sort: Sort,
+    pub flat: bool,
+    pub paused: bool,
+    pub overlay: Overlay,
+    pub detail: bool,
+    /// Set when the target exited: the screen says so and keeps the last figures.
+    pub target_gone: Option<String>,
+    pub quit: bool,
+    pub last_cost: Option<Duration>,
+    pub color: bool,
+}
+
+impl App {
+    pub fn new(target: String, interval: Duration, color: bool) -> App {
+        App {
+            target,
+            interval,
+            started: Instant::now(),
+            accounting: None,
+            updated_at: None,
+            exact_at: None,
+            exact_note: None,
+            history: VecDeque::new(),
+            selected: 0,
+            view: View::Processes,
+            sort: Sort::Rss,
+            flat: false,
+            paused: false,
+            overlay: Overlay::None,
+            detail: false,
+            target_gone: None,
+            quit: false,
+            last_cost: None,
+            color,
+        }
+    }
+
+    pub fn on_update(&mut self, update: Update) {
+        if update.target_gone {
+            self.target_gone.get_or_insert_with(|| "the target exited".to_string());
+            // Keep the last figures: an empty round replaces nothing.
+            if update.accounting.totals.processes == 0 {
+                return;
+            }
+        }
+        let t = &update.accounting.totals;
+        if let (Some(rss_sum), Some(footprint), Some(pss_sum)) = (t.rss_sum, t.footprint, t.pss_sum)
+        {
+            self.history.push_back(Point {
+                t: update.at.duration_since(self.started).as_secs_f64(),
+                rss_sum,
+                footprint,
+                pss_sum,
+            });
+            if self.history.len() > HISTORY {
+                self.history.pop_front();
+            }
+        }
+        self.updated_at = Some(update.at);
+        self.exact_at = update.exact_at;
+        self.last_cost = Some(update.cost);
+        self.accounting = Some(update.accounting);
+        self.selected = self.selected.min(self.row_count().saturating_sub(1));
+    }
+
+    /// The process rows in display order: the trees depth-first, or one flat list sorted.
+    pub fn rows(&self) -> Vec<&ProcessRow> {
+        let Some(acc) = &self.accounting else { return Vec::new() };
+        let mut rows: Vec<&ProcessRow> = acc
+            .processes()
+            .filter(|p| !matches!(p.figures, Err(crate::model::Unreadable::NoAddressSpace)))
+            .collect();
+        if self.flat {
+            let key = |p: &ProcessRow| -> u64 {
+                let f = p.figures.as_ref().ok();
+                match self.sort {
+                    Sort::Rss => f.and_then(|f| f.rss).unwrap_or(0),
+                    Sort::Pss => f.and_then(|f| f.pss).unwrap_or(0),
+                    Sort::Uss => f.and_then(|f| f.uss).unwrap_or(0),
+                    Sort::Shared => f.and_then(|f| f.shared).unwrap_or(0),
+                    Sort::Swap => f.and_then(|f| f.swap).unwrap_or(0),
+                    Sort::Pid => u64::MAX - u64::from(p.pid),
+                }
+            };
+            rows.sort_by(|a, b| key(b).cmp(&key(a)).then(a.pid.cmp(&b.pid)));
+        }
+        rows
+    }
+
+    /// Rows of the current view (for moving the selection).
+    pub fn row_count(&self) -> usize {
+        let Some(acc) = &self.accounting else { return 0 };
+        match self.view {
+            View::Processes => self.rows().len(),
+            View::Mappings => acc.mappings_by_name.as_ref().map_or(0, Vec::len),
+            View::Sharing => {
+                acc.trees.iter().filter_map(|t| t.totals.exact_ok()).map(|e| e.pairs.len()).sum()
+            }
+        }
+    }
+
+    pub fn selected_row(&self) -> Option<&ProcessRow> {
+        (self.view == View::Processes).then(|| self.rows().get(self.selected).copied()).flatten()
+    }
+
+    pub fn apply(&mut self, action: Action) {
+        let last = self.row_count().saturating_sub(1);
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Back => {
+                if self.overlay != Overlay::None {
+                    self.overlay = Overlay::None;
+                } else if self.detail {
+                    self.detail = false;
+                } else {
+                    self.quit = true;
+                }
+            }
+            Action::Help => self.overlay = toggle(self.overlay, Overlay::Help),
+            Action::Explain => self.overlay = toggle(self.overlay, Overlay::Explain),
+            Action::Up => self.selected = self.selected.saturating_sub(1),
+            Action::Down => self.selected = (self.selected + 1).min(last),
+            Action::PageUp => self.selected = self.selected.saturating_sub(PAGE),
+            Action::PageDown => self.selected = (self.selected + PAGE).min(last),
+            Action::Home => self.selected = 0,
+            Action::End => self.selected = last,
+            Action::Detail => self.detail = !self.detail && self.view == View::Processes,
+            Action::NextView => {
+                self.view = match self.view {
+                    View::Processes => View::Mappings,
+                    View::Mappings => View::Sharing,
+                    View::Sharing => View::Processes,
+                };
+                self.selected = 0;
+                self.detail = false;
+            }
+            Action::Sort => {
+                if self.flat {
+                    self.sort = self.sort.next();
+                } else {
+                    self.flat = true;
+                }
+                self.selected = 0;
+            }
+            Action::TreeFlat => {
+                self.flat = !self.flat;
+                self.selected = 0;
+            }
+            Action::Pause => self.paused = !self.paused,
+        }
+    }
+}
+
+fn toggle(current: Overlay, wanted: Overlay) -> Overlay {
+    if current == wanted { Overlay::None } else { wanted }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::snapshot::{ProcessSample, SmapsFields, Snapshot};
+    use crate::model::{Grouping, account};
+
+    pub(crate) fn sample_accounting() -> Accounting {
+        let mib = 1u64 << 20;
+        let process =
+            |pid: u32, ppid: u32, name: &str, rss: u64, pss: u64, uss: u64| ProcessSample {
+                pid,
+                ppid,
+                name: name.into(),
+                uid: Some(0),
+                cmdline: Some(vec![name.into()]),
+                rollup: Ok(SmapsFields {
+                    rss: Some(rss * mib),
+                    pss: Some(pss * mib),
+                    private_clean: Some(0),
+                    private_dirty: Some(uss * mib),
+                    shared_clean: Some(0),
+                    shared_dirty: Some((rss - uss) * mib),
+                    swap: Some(0),
+                    swap_pss: Some(0),
+                    ..SmapsFields::default()
+                }),
+                mappings: None,
+                pages: None,
+                content: None,
+            };
+        let snapshot = Snapshot {
+            taken_at_unix: 0.0,
+            privileged: false,
+            processes: vec![
+                process(100, 1, "fork_cow", 258, 66, 2),
+                process(101, 100, "fork_cow-w0", 257, 64, 1),
+                process(102, 100, "fork_cow-w1", 257, 64, 1),
+                process(103, 100, "fork_cow-w2", 257, 64, 1),
+            ],
+            pfn_table: None,
+            page_size: 4096,
+        };
+        account(&snapshot, &Grouping::Roots(vec![100]))
+    }
+
+    pub(crate) fn app_with_data() -> App {
+        let mut app = App::new("workload fork".into(), Duration::from_secs(1), false);
+        let now = Instant::now();
+        app.on_update(Update {
+            accounting: sample_accounting(),
+            at: now,
+            exact_at: None,
+            read: 4,
+            reused: 0,
+            cost: Duration::from_millis(3),
+            target_gone: false,
+        });
+        app
+    }
+
+    #[test]
+    fn selection_stays_in_bounds() {
+        let mut app = app_with_data();
+        app.apply(Action::Up);
+        assert_eq!(app.selected, 0);
+        app.apply(Action::PageDown);
+        assert_eq!(app.selected, 3, "four processes");
+        app.apply(Action::Down);
+        assert_eq!(app.selected, 3);
+        app.apply(Action::Home);
+        assert_eq!(app.selected, 0);
+        app.apply(Action::End);
+        assert_eq!(app.selected, 3);
+    }
+
+    #[test]
+    fn sort_and_tree_flat() {
+        let mut app = app_with_data();
+        assert!(!app.flat);
+        assert_eq!(app.rows()[0].pid, 100, "tree order: the root first");
+        app.apply(Action::Sort);
+        assert!(app.flat, "sorting shows the flat list");
+        assert_eq!(app.sort, Sort::Rss);
+        app.apply(Action::Sort);
+        assert_eq!(app.sort, Sort::Pss);
+        app.apply(Action::Sort);
+        app.apply(Action::Sort);
+        app.apply(Action::Sort);
+        app.apply(Action::Sort);
+        assert_eq!(app.sort, Sort::Pid);
+        let pids: Vec<u32> = app.rows().iter().map(|r| r.pid).collect();
+        assert_eq!(pids, [100, 101, 102, 103]);
+        app.apply(Action::TreeFlat);
+        assert!(!app.flat);
+    }
+
+    #[test]
+    fn overlays_detail_views_and_quitting() {
+        let mut app = app_with_data();
+        app.apply(Action::Help);
+        assert_eq!(app.overlay, Overlay::Help);
+        app.apply(Action::Explain);
+        assert_eq!(app.overlay, Overlay::Explain);
+        app.apply(Action::Back);
+        assert_eq!(app.overlay, Overlay::None);
+        app.apply(Action::Detail);
+        assert!(app.detail);
+        app.apply(Action::Back);
+        assert!(!app.detail);
+        assert!(!app.quit);
+        app.apply(Action::NextView);
+        assert_eq!(app.view, View::Mappings);
+        app.apply(Action::NextView);
+        app.apply(Action::NextView);
+        assert_eq!(app.view, View::Processes);
+        app.apply(Action::Pause);
+        assert!(app.paused);
+        app.apply(Action::Back);
+        assert!(app.quit, "Esc with nothing open quits");
+    }
+
+    #[test]
+    fn a_gone_target_keeps_the_last_figures() {
+        let mut app = app_with_data();
+        let mut empty = sample_accounting();
+        empty.trees.clear();
+        empty.totals.processes = 0;
+        app.on_update(Update {
+            accounting: empty,
+            at: Instant::now(),
+            exact_at: None,
+            read: 0,
+            reused: 0,
+            cost: Duration::ZERO,
+            target_gone: true,
+        });
+        assert!(app.target_gone.is_some());
+        assert_eq!(app.rows().len(), 4);
+    }
+}

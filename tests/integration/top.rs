@@ -1,0 +1,196 @@
+//! `memtree top` end to end, in a real terminal: tmux runs it, capture-pane reads the screen,
+//! send-keys types. Also: quitting by SIGTERM and by a panic restores the terminal.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::support::memtree;
+
+/// tmux must be there in CI (.ci/run installs it); elsewhere the test says so and skips.
+fn have_tmux() -> bool {
+    let ok = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tmux (.ci/run installs it)");
+        eprintln!("skipped: tmux is not installed");
+    }
+    ok
+}
+
+struct Session {
+    name: String,
+    dir: tempfile::TempDir,
+}
+
+impl Session {
+    /// Runs `memtree ARGS` in a new 120×40 tmux session; afterwards the shell writes the exit
+    /// status and `stty -a` (the terminal's modes) to files.
+    fn start(name: &str, args: &str, env: &str) -> Session {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = memtree().get_program().to_string_lossy().into_owned();
+        let exit = dir.path().join("exit");
+        let stty = dir.path().join("stty");
+        let script = format!(
+            "{env} {bin} {args}; echo $? > {}; stty -a > {}; sleep 60",
+            exit.display(),
+            stty.display()
+        );
+        let name = format!("memtree-{name}-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40", "sh", "-c", &script])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Session { name, dir }
+    }
+
+    fn screen(&self) -> String {
+        let out =
+            Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            Command::new("tmux").args(["send-keys", "-t", &self.name, key]).status().unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Waits until the screen shows `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(Instant::now() < deadline, "the screen never showed {text:?}:\n{screen}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn exit_status(&self) -> (i32, String) {
+        let path = self.dir.path().join("exit");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !Path::new(&path).exists()
+            || std::fs::read_to_string(&path).unwrap().trim().is_empty()
+        {
+            assert!(Instant::now() < deadline, "memtree top did not exit:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let status = std::fs::read_to_string(&path).unwrap().trim().parse().unwrap();
+        let stty = std::fs::read_to_string(self.dir.path().join("stty")).unwrap_or_default();
+        (status, stty)
+    }
+
+    /// The pid of memtree (the shell's child in the pane).
+    fn memtree_pid(&self) -> i32 {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.name, "#{pane_pid}"])
+            .output()
+            .unwrap();
+        let shell = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children"))
+            .ok()
+            .or_else(|| {
+                let out = Command::new("pgrep").args(["-P", &shell]).output().ok()?;
+                Some(String::from_utf8_lossy(&out.stdout).into_owned())
+            })
+            .unwrap();
+        children.split_whitespace().next().unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
+    }
+}
+
+/// The terminal is back in cooked mode with echo (raw mode left).
+fn assert_cooked(stty: &str) {
+    let words: Vec<&str> = stty.split_whitespace().collect();
+    assert!(words.contains(&"icanon") && words.contains(&"echo"), "terminal left raw: {stty}");
+}
+
+fn worker_pids(screen: &str) -> Vec<u32> {
+    screen
+        .lines()
+        .filter(|l| l.contains("fork_cow-w"))
+        .filter_map(|l| l.trim_start_matches('│').split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+fn gone(pid: u32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn top_shows_the_tree_and_quits_cleanly() {
+    if !have_tmux() {
+        return;
+    }
+    let s = Session::start("quit", "top --workload fork --size 32MiB --workers 2", "");
+    let screen = s.wait_for("fork_cow-w1");
+    assert!(screen.contains("memtree top · workload fork (32 MiB × 2 workers)"), "{screen}");
+    assert!(screen.contains("Monitor (Σ RSS)") && screen.contains("Really uses"), "{screen}");
+    assert!(screen.contains("Overcount"), "{screen}");
+    let root = screen.lines().find(|l| l.contains("fork_cow ")).expect("the parent's row");
+    assert!(root.contains("MiB"), "{root}");
+    let workers = worker_pids(&screen);
+    assert_eq!(workers.len(), 2, "{screen}");
+    for line in screen.lines().filter(|l| l.contains("fork_cow-w")) {
+        // Each worker maps the whole 32 MiB buffer.
+        assert!(line.contains(" 32") || line.contains(" 33") || line.contains(" 34"), "{line}");
+    }
+    s.keys(&["e"]);
+    assert!(s.wait_for("Explain (Esc closes)").contains("A monitor adding RSS shows"));
+    s.keys(&["Escape", "?"]);
+    s.wait_for("Keys (Esc closes)");
+    s.keys(&["Escape", "q"]);
+    let (status, stty) = s.exit_status();
+    assert_eq!(status, 0);
+    assert_cooked(&stty);
+    for pid in workers {
+        assert!(gone(pid), "worker {pid} left behind");
+    }
+}
+
+#[test]
+fn sigterm_and_a_panic_restore_the_terminal() {
+    if !have_tmux() {
+        return;
+    }
+    let s = Session::start("term", "top --workload fork --size 16MiB --workers 2", "");
+    let screen = s.wait_for("fork_cow-w1");
+    let workers = worker_pids(&screen);
+    let pid = s.memtree_pid();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    let (status, stty) = s.exit_status();
+    assert_eq!(status, 143, "128 + SIGTERM");
+    assert_cooked(&stty);
+    assert!(!s.screen().contains("Monitor (Σ RSS)"), "the alternate screen was left");
+    for pid in workers {
+        assert!(gone(pid), "worker {pid} left behind");
+    }
+
+    let s = Session::start(
+        "panic",
+        "top --workload fork --size 16MiB --workers 2 2>/dev/null",
+        "MEMTREE_TEST_PANIC_IN_TOP=1",
+    );
+    let (status, stty) = s.exit_status();
+    assert_eq!(status, 101, "a panic");
+    assert_cooked(&stty);
+    assert!(!s.screen().contains("Monitor (Σ RSS)"), "the alternate screen was left");
+}

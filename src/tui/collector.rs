@@ -104,6 +104,9 @@ pub fn run(sampler: Sampler, config: Config, controls: Arc<Controls>, tx: Sender
         for info in &processes {
             let statm = sampler.read(info.pid, "statm").unwrap_or_default();
             let want_maps = all_mappings || info.pid == focus;
+            // A process that is new or whose statm moved has changed; a periodic full re-read
+            // alone does not count (it must not drag the exact refresh along).
+            changed |= cache.get(&info.pid).is_none_or(|c| c.statm != statm);
             match cache.get(&info.pid) {
                 Some(c)
                     if c.statm == statm
@@ -127,7 +130,6 @@ pub fn run(sampler: Sampler, config: Config, controls: Arc<Controls>, tx: Sender
         };
         for sample in new {
             read += 1;
-            changed = true;
             let statm = sampler.read(sample.pid, "statm").unwrap_or_default();
             cache.insert(sample.pid, Cached { statm, sample: sample.clone(), read_at: start });
             samples.push(sample);

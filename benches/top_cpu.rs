@@ -1,0 +1,104 @@
+//! `cargo bench --bench top_cpu`: CPU used by `memtree top` on a steady tree of WORKERS workers
+//! sharing SIZE (default 32 × 1 GiB, 4 KiB pages) at a 1 s refresh, measured from the kernel's
+//! utime + stime of each dashboard over the same window, beside metop (`cargo install metop`;
+//! put it on PATH or name it in METOP) watching the same machine. Each dashboard runs in a tmux
+//! session of its own.
+//!
+//! Environment: MEMTREE_BENCH_SIZE_MIB (1024), MEMTREE_BENCH_WORKERS (32),
+//! MEMTREE_BENCH_SECONDS (120), MEMTREE_BENCH_WARMUP (15), METOP.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use memtree::runner::spawn::RunningWorkload;
+use memtree::runner::workload::{Spec, Touch, Variant};
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+struct Dash {
+    label: String,
+    session: String,
+}
+
+impl Dash {
+    fn start(label: &str, command: &str) -> Dash {
+        let session = format!("cpu-{}-{}", label.replace(' ', "-"), std::process::id());
+        let status = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &session, "-x", "160", "-y", "50"])
+            .arg(format!("exec {command}"))
+            .status()
+            .expect("tmux runs");
+        assert!(status.success());
+        Dash { label: label.to_string(), session }
+    }
+
+    fn pid(&self) -> u32 {
+        let out = Command::new("tmux")
+            .args(["display-message", "-p", "-t", &self.session, "#{pane_pid}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
+}
+
+impl Drop for Dash {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux").args(["kill-session", "-t", &self.session]).status();
+    }
+}
+
+fn main() {
+    let size = env("MEMTREE_BENCH_SIZE_MIB", 1024);
+    let workers = env("MEMTREE_BENCH_WORKERS", 32) as usize;
+    let seconds = env("MEMTREE_BENCH_SECONDS", 120);
+    let warmup = env("MEMTREE_BENCH_WARMUP", 15);
+    let memtree = env!("CARGO_BIN_EXE_memtree");
+    let spec = Spec { variant: Variant::Fork, size_bytes: size << 20, workers, touch: Touch::Read };
+    let workload = RunningWorkload::start_with(Path::new(memtree), spec).expect("workload");
+    let root = workload.root;
+    let metop = std::env::var("METOP").ok().or_else(|| {
+        Command::new("sh")
+            .args(["-c", "command -v metop"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    });
+    let mut dashes = vec![
+        Dash::start("memtree top", &format!("{memtree} top --pid {root} --interval 1s")),
+        Dash::start(
+            "memtree top --no-exact",
+            &format!("{memtree} top --pid {root} --interval 1s --no-exact"),
+        ),
+    ];
+    match &metop {
+        Some(metop) => dashes.push(Dash::start("metop", &format!("{metop} --pid {root}"))),
+        None => println!("(metop not found: cargo install metop, or set METOP)"),
+    }
+    std::thread::sleep(Duration::from_secs(warmup));
+    let before: Vec<u64> = dashes.iter().map(|d| cpu_ticks(d.pid())).collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let after: Vec<u64> = dashes.iter().map(|d| cpu_ticks(d.pid())).collect();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as f64;
+    println!(
+        "{workers} workers sharing {size} MiB, 1 s refresh, {seconds} s measured after {warmup} s of warm-up"
+    );
+    println!("| dashboard | CPU seconds | % of one core |");
+    println!("| --- | ---: | ---: |");
+    for ((dash, b), a) in dashes.iter().zip(before).zip(after) {
+        let cpu = (a - b) as f64 / hz;
+        println!("| {} | {cpu:.2} | {:.2} % |", dash.label, 100.0 * cpu / seconds as f64);
+    }
+    drop(dashes);
+    workload.stop().unwrap();
+}

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use memtree::runner::spawn::RunningWorkload;
 use memtree::runner::workload::{Spec, Touch, Variant};
-use memtree::sampler::content::{WINDOW_BYTES, open_mem, plan, read_region};
+use memtree::sampler::content::{RegionReader, WINDOW_BYTES, open_mem, plan};
 use memtree::sampler::{SampleOptions, Sampler};
 use rayon::prelude::*;
 
@@ -58,7 +58,10 @@ fn main() {
             let mut sink = 0u8;
             let Ok(mem) = open_mem(&sampler, p.pid) else { return };
             for &region in regions {
-                read_region(&mem, region, &mut buf, page, |w| sink ^= w[0]).unwrap();
+                let mut reader = RegionReader::new(&mem, region, page);
+                while reader.read(&mut buf).unwrap() > 0 {
+                    sink ^= buf[0];
+                }
             }
             std::hint::black_box(sink);
         });

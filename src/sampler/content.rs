@@ -1,8 +1,9 @@
 //! Sampler layer: page contents, for `--dedup`. Every distinct anonymous or shared-memory frame
 //! the tree maps is read once, through the first process (in tree order) that maps it, from
-//! `/proc/PID/mem` (see [`read_region`] for why not `process_vm_readv`), and turned into content-defined chunk hashes on the spot
-//! ([`crate::model::dedup::Chunker`]). Only hashes and lengths are kept: the bytes live in one
-//! reused window buffer per reading thread and are never stored or written anywhere.
+//! `/proc/PID/mem` (see [`RegionReader`] for why not `process_vm_readv`), and turned into
+//! content-defined chunk hashes on the spot ([`crate::model::dedup::chunks`]). Only hashes and
+//! lengths are kept: the bytes live in one reused buffer per reading thread (a read window plus
+//! the unfinished chunk carried over from the window before) and are never stored or written.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -14,12 +15,13 @@ use nix::errno::Errno;
 use rayon::prelude::*;
 
 use super::Sampler;
-use crate::model::dedup::{Chunker, ContentRaw};
+use crate::model::dedup::{self, ContentRaw, MAX_CHUNK};
 use crate::model::exact::{PagesRaw, PfnTable, flags};
 use crate::model::snapshot::{Snapshot, Unreadable};
 
-/// Bytes read per `process_vm_readv`: the only place content is held (one buffer per thread).
-pub const WINDOW_BYTES: usize = 4 << 20;
+/// Bytes read from `/proc/PID/mem` at a time: small enough that they are still in the core's
+/// cache when they are hashed.
+pub const WINDOW_BYTES: usize = 256 << 10;
 /// Scans larger than this show progress on a terminal.
 const PROGRESS_ABOVE: u64 = 256 << 20;
 
@@ -69,26 +71,39 @@ fn plan_process(
     }
 }
 
-/// Reads one region of `pid` window by window, handing each window's whole pages to `visit`.
-/// Returns the bytes that could not be read (unmapped since the page walk).
+/// Reads one region of a process, window by window, whole pages at a time.
 ///
 /// Reads go through `/proc/PID/mem`, not `process_vm_readv`: the latter pins the pages it
 /// reads, and pinning a copy-on-write page that several processes share makes the kernel give
 /// the target a private copy (`gup_must_unshare`) — memtree would be copying the very memory it
 /// measures. `/proc/PID/mem` takes no pin and leaves the pages shared.
-pub fn read_region(
-    mem: &File,
-    (start, len, _): Region,
-    buf: &mut [u8],
+pub struct RegionReader<'a> {
+    mem: &'a File,
+    start: u64,
+    len: u64,
+    offset: u64,
     page: usize,
-    mut visit: impl FnMut(&[u8]),
-) -> Result<u64, Unreadable> {
-    let mut offset = 0u64;
-    while offset < len {
-        let want = ((len - offset) as usize).min(buf.len());
+    /// The region stopped being mapped: nothing more is read.
+    stopped: bool,
+}
+
+impl<'a> RegionReader<'a> {
+    pub fn new(mem: &'a File, (start, len, _): Region, page: usize) -> Self {
+        RegionReader { mem, start, len, offset: 0, page, stopped: false }
+    }
+
+    /// Reads the next whole pages of the region into `dst` (a multiple of the page size);
+    /// returns how many bytes it read: 0 at the end of the region, or where it stopped being
+    /// mapped since the page walk.
+    pub fn read(&mut self, dst: &mut [u8]) -> Result<usize, Unreadable> {
+        if self.stopped {
+            return Ok(0);
+        }
+        let want = ((self.len - self.offset) as usize).min(dst.len());
+        let at = self.start + self.offset;
         let mut got = 0;
         while got < want {
-            match mem.read_at(&mut buf[got..want], start + offset + got as u64) {
+            match self.mem.read_at(&mut dst[got..want], at + got as u64) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -101,14 +116,17 @@ pub fn read_region(
             }
         }
         // A short read stops at the first page that went away.
-        let got = got - got % page;
-        visit(&buf[..got]);
-        if got < want {
-            return Ok(len - offset - got as u64);
-        }
-        offset += got as u64;
+        let got = got - got % self.page;
+        self.stopped = got < want;
+        self.offset += got as u64;
+        Ok(got)
     }
-    Ok(0)
+
+    /// Bytes of the region not read: all of it is read once [`Self::read`] has returned 0,
+    /// unless part of it was unmapped since the page walk.
+    pub fn unread(&self) -> u64 {
+        self.len - self.offset
+    }
 }
 
 /// Opens `/proc/PID/mem` for reading.
@@ -141,29 +159,39 @@ fn scan(
         return Ok(raw);
     }
     let mem = open_mem(sampler, pid)?;
-    let mut buf = vec![0u8; WINDOW_BYTES];
-    let mut chunker = Chunker::default();
+    // The unfinished chunk of the previous window (< MAX_CHUNK), then the window read after it.
+    let mut buf = vec![0u8; MAX_CHUNK + WINDOW_BYTES];
+    let bytes: u64 = regions.iter().map(|r| r.1).sum();
+    raw.chunks.reserve((bytes / dedup::MIN_CHUNK as u64) as usize);
     for &region in regions {
         let mapping = region.2;
+        let mut push = |c| raw.chunks.push((c, mapping));
         let mut zero = 0u64;
-        let unread = read_region(&mem, region, &mut buf, page, |window| {
-            // Runs of non-zero pages go to the chunker whole; a zero-filled page ends a run.
-            let mut run_start = 0;
-            for (index, bytes) in window.chunks(page).enumerate() {
-                if bytes.iter().all(|&b| b == 0) {
-                    let at = index * page;
-                    chunker.feed(&window[run_start..at], &mut |c| raw.chunks.push((c, mapping)));
-                    chunker.finish(&mut |c| raw.chunks.push((c, mapping)));
+        let mut carry = 0;
+        let mut reader = RegionReader::new(&mem, region, page);
+        loop {
+            let got = reader.read(&mut buf[carry..carry + WINDOW_BYTES])?;
+            if got == 0 {
+                break;
+            }
+            let end = carry + got;
+            // Runs of non-zero pages are chunked whole; a zero-filled page ends a run.
+            let mut run = 0;
+            for at in (carry..end).step_by(page) {
+                if buf[at..at + page].iter().all(|&b| b == 0) {
+                    dedup::chunks(&buf[run..at], true, &mut push);
                     zero += page as u64;
-                    run_start = at + page;
+                    run = at + page;
                 }
             }
-            chunker.feed(&window[run_start..], &mut |c| raw.chunks.push((c, mapping)));
-            raw.scanned += window.len() as u64;
-            done.fetch_add(window.len() as u64, Ordering::Relaxed);
-        })?;
-        raw.unread += unread;
-        chunker.finish(&mut |c| raw.chunks.push((c, mapping)));
+            let used = dedup::chunks(&buf[run..end], false, &mut push);
+            buf.copy_within(run + used..end, 0);
+            carry = end - run - used;
+            done.fetch_add(got as u64, Ordering::Relaxed);
+        }
+        dedup::chunks(&buf[..carry], true, &mut push);
+        raw.scanned += region.1 - reader.unread();
+        raw.unread += reader.unread();
         if zero > 0 {
             raw.zero_filled.push((mapping, zero));
         }

@@ -100,7 +100,7 @@ fn exact_floor(pids: &[u32], buf: &mut Vec<u8>) {
     let mut i = 0;
     while i < frames.len() {
         let mut j = i + 1;
-        while j < frames.len() && frames[j] - frames[j - 1] <= 64 && j - i < 65536 {
+        while j < frames.len() && frames[j] - frames[j - 1] <= 16 && j - i < 65536 {
             j += 1;
         }
         buf.resize(((frames[j - 1] - frames[i] + 1) * 8) as usize, 0);

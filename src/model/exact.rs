@@ -5,11 +5,14 @@
 //! what is private, shared within the tree and shared outside it, and each process's PSS and
 //! USS recomputed page by page.
 //!
-//! Tables are indexed by PFN (sized from the machine's highest frame), not hashed: about 6 bytes
-//! per frame of RAM for the counters here plus 5 for the [`PfnTable`] (docs/exact.md).
+//! Frames are found through a bitmap over every frame of the machine (sized from its highest
+//! frame), not hashed; the per-frame tables are indexed by rank in that bitmap: 1.5 bits per
+//! frame of RAM plus about 11 bytes per frame of the tree (docs/exact.md).
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+
+use rayon::prelude::*;
 
 use super::snapshot::MappingRaw;
 
@@ -60,12 +63,72 @@ pub mod flags {
     pub const SWAPBACKED: u8 = 64;
 }
 
-/// `/proc/kpagecount` and `/proc/kpageflags` for the frames of a tree, indexed by PFN.
+/// `/proc/kpagecount` (and `/proc/kpageflags` with `--dedup`) for the distinct frames of a
+/// tree.
+///
+/// The frames are a bitmap over every frame of the machine (one bit per 4 KiB of RAM) with a
+/// running count of set bits per 64 frames, so a frame's dense index — its rank among the
+/// tree's frames — is two loads and a popcount. Every per-frame table (here and in
+/// [`Workspace`]) is indexed densely: a 2 GiB tree's tables are a few hundred KiB that stay in
+/// cache, where PFN-indexed tables would be tens of MB, touched at random and faulted in page
+/// by page.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PfnTable {
-    /// How many times the frame is mapped, machine-wide (0 where not read).
+    /// Bit `pfn` set for every frame of the tree.
+    present: Vec<u64>,
+    /// Frames of the tree below each 64-frame word of `present`.
+    rank: Vec<u32>,
+    /// How many times each frame is mapped, machine-wide (0: not counted memory, see
+    /// [`frame_of`]), by dense index.
     pub mapcount: Vec<u32>,
+    /// Compact kpageflags by dense index; empty when they were not read (only `--dedup` needs
+    /// them).
     pub flags: Vec<u8>,
+}
+
+impl PfnTable {
+    /// A table for the frames set in `present`, with zero counts and no flags.
+    pub fn new(present: Vec<u64>) -> Self {
+        let mut rank = Vec::with_capacity(present.len());
+        let mut below = 0u32;
+        for word in &present {
+            rank.push(below);
+            below += word.count_ones();
+        }
+        PfnTable { present, rank, mapcount: vec![0; below as usize], flags: Vec::new() }
+    }
+
+    /// The frames, ascending.
+    pub fn pfns(&self) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.mapcount.len());
+        for (index, &word) in self.present.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                out.push(index as u64 * 64 + u64::from(bits.trailing_zeros()));
+                bits &= bits - 1;
+            }
+        }
+        out
+    }
+
+    /// The number of frames.
+    pub fn len(&self) -> usize {
+        self.mapcount.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mapcount.is_empty()
+    }
+
+    /// The dense index of `pfn`, if it is one of the table's frames.
+    #[inline]
+    pub fn index(&self, pfn: u64) -> Option<usize> {
+        let word = *self.present.get(usize::try_from(pfn / 64).ok()?)?;
+        let bit = 1u64 << (pfn % 64);
+        (word & bit != 0).then(|| {
+            self.rank[(pfn / 64) as usize] as usize + (word & (bit - 1)).count_ones() as usize
+        })
+    }
 }
 
 /// A process's figures recomputed from its pages.
@@ -129,38 +192,102 @@ pub struct ExactTotals {
     pub by_name: Vec<NameSharing>,
 }
 
-/// Counters indexed by PFN, reused across trees and reset after each.
+/// Counters by dense frame index ([`PfnTable::index`]), reused across trees and reset after
+/// each.
 #[derive(Debug, Default)]
 pub struct Workspace {
     /// Mappings of the frame by the tree (saturating).
     occurrences: Vec<u16>,
-    /// Distinct processes of the tree mapping the frame.
-    processes: Vec<u16>,
-    /// The last process (index + 1) counted in `processes`; 0 once the frame is handled.
-    last: Vec<u16>,
+    /// The set of the tree's processes mapping the frame, as an index into `sets`; 0 (the
+    /// empty set) again once pass 3 has counted the frame.
+    set: Vec<u32>,
 }
 
 impl Workspace {
     fn ensure(&mut self, len: usize) {
         if self.occurrences.len() < len {
-            // Zeroed allocations: the kernel hands out zero pages lazily, so only the parts of
-            // the tables the tree's frames fall in ever become resident.
             self.occurrences = vec![0; len];
-            self.processes = vec![0; len];
-            self.last = vec![0; len];
+            self.set = vec![0; len];
         }
     }
 }
 
-fn frame_of(entry: &PageEntry, table: &PfnTable) -> Option<usize> {
-    let pfn = usize::try_from(entry.pfn()?).ok()?;
-    let zero = table.flags.get(pfn).is_some_and(|f| f & flags::ZERO_PAGE != 0);
-    (pfn < table.mapcount.len() && !zero).then_some(pfn)
+/// The distinct sets of processes that map a frame, interned: set 0 is empty, and every other
+/// set is an earlier one plus its highest process (processes are added in ascending order).
+/// Neighbouring frames are mapped by the same processes, so a frame moves to its next set
+/// through a one-entry cache almost every time: a few nanoseconds a page, where sorting
+/// (frame, process) pairs cost tens of milliseconds for a 2 GiB tree.
+struct Sets {
+    /// `(parent set, highest process, size)`.
+    sets: Vec<(u32, u32, u32)>,
+    next: HashMap<(u32, u32), u32>,
+    /// The last step taken: `(from, process, to)`.
+    last: (u32, u32, u32),
 }
+
+impl Sets {
+    fn new() -> Self {
+        Sets { sets: vec![(0, u32::MAX, 0)], next: HashMap::new(), last: (u32::MAX, 0, 0) }
+    }
+
+    /// The set `from` plus `process`, which is at least its highest member.
+    fn add(&mut self, from: u32, process: u32) -> u32 {
+        if self.sets[from as usize].1 == process {
+            return from;
+        }
+        if self.last.0 == from && self.last.1 == process {
+            return self.last.2;
+        }
+        let size = self.sets[from as usize].2 + 1;
+        let sets = &mut self.sets;
+        let to = *self.next.entry((from, process)).or_insert_with(|| {
+            sets.push((from, process, size));
+            (sets.len() - 1) as u32
+        });
+        self.last = (from, process, to);
+        to
+    }
+
+    fn size(&self, set: u32) -> u32 {
+        self.sets[set as usize].2
+    }
+
+    /// The processes of `set`, descending.
+    fn members(&self, mut set: u32) -> Vec<u32> {
+        let mut out = Vec::new();
+        while set != 0 {
+            let (parent, process, _) = self.sets[set as usize];
+            out.push(process);
+            set = parent;
+        }
+        out
+    }
+}
+
+/// The dense index of a present entry's frame, if it is memory the kernel counts: a kpagecount
+/// of 0 is the shared zero page (and any other frame mapped without a page count, as by
+/// `VM_PFNMAP` drivers, or freed since the page walk), which Rss does not count either.
+#[inline]
+fn frame_of(entry: &PageEntry, table: &PfnTable) -> Option<usize> {
+    let index = table.index(entry.pfn()?)?;
+    (table.mapcount[index] != 0).then_some(index)
+}
+
+/// An entry that is not a counted frame (swapped, the zero page).
+const NO_FRAME: u32 = u32::MAX;
+
+/// One process's share of the per-name figures: `(name, private, in tree, outside)`, the
+/// fractional bytes of frames mapped several times under the name split evenly.
+type NameShares<'a> = Vec<(&'a str, f64, f64, f64)>;
 
 /// Computes the exact figures of the tree made of `processes` (pid, pages).
 /// `want_pairs` false skips the pairwise sharing (its cost grows with the square of the
 /// processes sharing a frame: for the whole machine, libc alone is thousands of pairs).
+///
+/// Each entry's frame is looked up once (in parallel); pass 1 counts, per frame, the tree's
+/// mappings and its set of processes; pass 2 (in parallel, read-only) gives each process its
+/// figures and its share per mapping name; pass 3 counts each distinct frame once and resets
+/// the workspace.
 pub fn exact(
     processes: &[(u32, &PagesRaw)],
     table: &PfnTable,
@@ -168,107 +295,93 @@ pub fn exact(
     ws: &mut Workspace,
     want_pairs: bool,
 ) -> (ExactTotals, Vec<ExactProcess>) {
-    ws.ensure(table.mapcount.len());
+    ws.ensure(table.len());
     let mut totals = ExactTotals::default();
     let mut swap_entries = HashSet::new();
     let mut per_process = vec![ExactProcess::default(); processes.len()];
+    let mut sets = Sets::new();
 
-    // Pass 1: count the tree's mappings and distinct processes per frame.
-    for (index, (_, pages)) in processes.iter().enumerate() {
-        let tag = u16::try_from(index + 1).unwrap_or(u16::MAX);
-        for entry in &pages.entries {
-            if let Some(swap) = entry.swap_entry() {
+    let frames: Vec<Vec<u32>> = processes
+        .par_iter()
+        .map(|(_, pages)| {
+            let frame = |e: &PageEntry| frame_of(e, table).map_or(NO_FRAME, |i| i as u32);
+            pages.entries.iter().map(frame).collect()
+        })
+        .collect();
+
+    // Pass 1: count the tree's mappings of each frame and the set of processes mapping it.
+    for (index, ((_, pages), frames)) in processes.iter().zip(&frames).enumerate() {
+        for (entry, &frame) in pages.entries.iter().zip(frames) {
+            if frame != NO_FRAME {
+                let frame = frame as usize;
+                ws.occurrences[frame] = ws.occurrences[frame].saturating_add(1);
+                ws.set[frame] = sets.add(ws.set[frame], index as u32);
+            } else if let Some(swap) = entry.swap_entry() {
                 swap_entries.insert(swap);
                 per_process[index].swap += page_size;
-                continue;
-            }
-            let Some(pfn) = frame_of(entry, table) else {
-                if entry.pfn().is_some() {
-                    totals.zero_page_mapped += page_size;
-                }
-                continue;
-            };
-            ws.occurrences[pfn] = ws.occurrences[pfn].saturating_add(1);
-            if ws.last[pfn] != tag {
-                ws.last[pfn] = tag;
-                ws.processes[pfn] = ws.processes[pfn].saturating_add(1);
+            } else if entry.pfn().is_some() {
+                totals.zero_page_mapped += page_size;
             }
         }
     }
 
-    // Pass 2: per process PSS/USS, per name sharing, pairs, then each distinct frame once.
-    let mut histogram: HashMap<usize, u64> = HashMap::new();
-    let mut names: HashMap<&str, (NameSharing, f64, f64, f64, usize)> = HashMap::new();
-    let mut shared_frames: Vec<u64> = Vec::new();
-    for (index, (_, pages)) in processes.iter().enumerate() {
-        let mut pss_fixed: u128 = 0;
-        let me = &mut per_process[index];
-        for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
-            let name = mapping.name();
-            let slot = names.entry(name).or_insert_with(|| {
-                (NameSharing { name: name.to_string(), ..NameSharing::default() }, 0.0, 0.0, 0.0, 0)
+    // Pass 2: per process PSS/USS/shared and its share of each mapping name.
+    let ws_ref = &*ws;
+    let shares: Vec<(ExactProcess, NameShares)> = processes
+        .par_iter()
+        .zip(&frames)
+        .zip(per_process)
+        .map(|(((_, pages), frames), me)| {
+            process_figures(pages, frames, table, ws_ref, page_size, me)
+        })
+        .collect();
+    let mut names: HashMap<&str, NameSharing> = HashMap::new();
+    let mut per_process = Vec::with_capacity(shares.len());
+    let mut sums: HashMap<&str, (f64, f64, f64)> = HashMap::new();
+    for (me, process_shares) in shares {
+        per_process.push(me);
+        for (name, private, in_tree, outside) in process_shares {
+            let entry = names.entry(name).or_insert_with(|| NameSharing {
+                name: name.to_string(),
+                ..NameSharing::default()
             });
-            if slot.4 != index + 1 {
-                slot.4 = index + 1;
-                slot.0.processes += 1;
-            }
-            for entry in &pages.entries[range.start as usize..range.end as usize] {
-                let Some(pfn) = frame_of(entry, table) else { continue };
-                let mapcount = table.mapcount[pfn].max(1);
-                let occurrences = u32::from(ws.occurrences[pfn].max(1));
-                me.rss += page_size;
-                pss_fixed += (u128::from(page_size) << 12) / u128::from(mapcount);
-                if mapcount == 1 {
-                    me.uss += page_size;
-                } else if u32::from(ws.occurrences[pfn]) >= mapcount {
-                    me.shared_in_tree += page_size;
-                } else {
-                    me.shared_outside += page_size;
-                }
-                let share = page_size as f64 / f64::from(occurrences);
-                if mapcount == 1 {
-                    slot.1 += share;
-                } else if occurrences >= mapcount {
-                    slot.2 += share;
-                } else {
-                    slot.3 += share;
-                }
-                if want_pairs && ws.processes[pfn] >= 2 {
-                    shared_frames.push(((pfn as u64) << 16) | (index as u64 & 0xffff));
-                }
-                if ws.last[pfn] != 0 {
-                    // First time this frame is seen in pass 2: count it once.
-                    ws.last[pfn] = 0;
-                    totals.resident += page_size;
-                    *histogram.entry(usize::from(ws.processes[pfn])).or_default() += page_size;
-                    if u32::from(ws.occurrences[pfn]) >= table.mapcount[pfn] {
-                        totals.exclusive += page_size;
-                    }
-                }
-            }
+            entry.processes += 1;
+            let sum = sums.entry(name).or_default();
+            sum.0 += private;
+            sum.1 += in_tree;
+            sum.2 += outside;
         }
-        me.pss = (pss_fixed >> 12) as u64;
     }
-    // Reset the workspace where this tree touched it.
-    for (_, pages) in processes {
-        for entry in &pages.entries {
-            if let Some(pfn) = frame_of(entry, table) {
-                ws.occurrences[pfn] = 0;
-                ws.processes[pfn] = 0;
-                ws.last[pfn] = 0;
-            }
+
+    // Pass 3: each distinct frame once (the first entry that finds its set), then reset.
+    let mut histogram = vec![0u64; processes.len() + 1];
+    let mut frames_in_set = vec![0u64; sets.sets.len()];
+    for frame in frames.iter().flatten().filter(|&&f| f != NO_FRAME) {
+        let frame = *frame as usize;
+        let set = ws.set[frame];
+        if set == 0 {
+            continue; // counted already
         }
+        frames_in_set[set as usize] += 1;
+        totals.resident += page_size;
+        histogram[sets.size(set) as usize] += page_size;
+        if u32::from(ws.occurrences[frame]) >= table.mapcount[frame] {
+            totals.exclusive += page_size;
+        }
+        ws.set[frame] = 0;
+        ws.occurrences[frame] = 0;
     }
 
     totals.swap = swap_entries.len() as u64 * page_size;
     totals.footprint = totals.resident + totals.swap;
-    let mut histogram: Vec<(usize, u64)> = histogram.into_iter().collect();
-    histogram.sort_unstable();
-    totals.histogram = histogram;
-    totals.pairs = pairs(&mut shared_frames, processes, page_size);
+    totals.histogram = histogram.into_iter().enumerate().filter(|&(_, bytes)| bytes > 0).collect();
+    if want_pairs {
+        totals.pairs = pairs(&sets, &frames_in_set, processes, page_size);
+    }
     let mut by_name: Vec<NameSharing> = names
         .into_values()
-        .map(|(mut n, private, in_tree, outside, _)| {
+        .map(|mut n| {
+            let (private, in_tree, outside) = sums[n.name.as_str()];
             n.private = private.round() as u64;
             n.shared_in_tree = in_tree.round() as u64;
             n.shared_outside = outside.round() as u64;
@@ -284,45 +397,90 @@ pub fn exact(
     (totals, per_process)
 }
 
-/// Bytes shared by each pair of processes, from `(pfn << 16 | process index)` of every shared
-/// frame mapping.
-fn pairs(frames: &mut Vec<u64>, processes: &[(u32, &PagesRaw)], page_size: u64) -> Vec<Pair> {
-    frames.sort_unstable();
-    frames.dedup();
-    let mut bytes: HashMap<(u16, u16), u64> = HashMap::new();
-    // Neighbouring frames are usually mapped by the same set of processes: count each set's
-    // frames and expand its pairs once per change of set.
-    let mut flush = |set: &[u16], frames_in_set: u64| {
-        for (x, &a) in set.iter().enumerate() {
-            for &b in &set[x + 1..] {
-                *bytes.entry((a, b)).or_default() += frames_in_set * page_size;
+/// Pass 2 for one process: its PSS, USS and shared figures, and its share of each name.
+fn process_figures<'a>(
+    pages: &'a PagesRaw,
+    frames: &[u32],
+    table: &PfnTable,
+    ws: &Workspace,
+    page_size: u64,
+    mut me: ExactProcess,
+) -> (ExactProcess, NameShares<'a>) {
+    let mut shares: HashMap<&str, (f64, f64, f64)> = HashMap::new();
+    let mut order: Vec<&str> = Vec::new();
+    // PSS in 1/4096ths of a byte, as the kernel keeps it.
+    let mut pss_fixed: u64 = 0;
+    // Neighbouring pages usually have the same counts: the divisions are done once per change.
+    let mut last_counts = (0u32, 0u32);
+    let (mut pss_step, mut share) = (0u64, 0f64);
+    for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
+        let name = mapping.name();
+        let slot = shares.entry(name).or_insert_with(|| {
+            order.push(name);
+            (0.0, 0.0, 0.0)
+        });
+        for &frame in &frames[range.start as usize..range.end as usize] {
+            if frame == NO_FRAME {
+                continue;
+            }
+            let frame = frame as usize;
+            let mapcount = table.mapcount[frame];
+            let occurrences = u32::from(ws.occurrences[frame].max(1));
+            if last_counts != (mapcount, occurrences) {
+                last_counts = (mapcount, occurrences);
+                pss_step = (page_size << 12) / u64::from(mapcount);
+                share = page_size as f64 / f64::from(occurrences);
+            }
+            me.rss += page_size;
+            pss_fixed += pss_step;
+            if mapcount == 1 {
+                me.uss += page_size;
+                slot.0 += share;
+            } else if occurrences >= mapcount {
+                me.shared_in_tree += page_size;
+                slot.1 += share;
+            } else {
+                me.shared_outside += page_size;
+                slot.2 += share;
             }
         }
-    };
-    let (mut set, mut run): (Vec<u16>, Vec<u16>) = (Vec::new(), Vec::new());
-    let mut count = 0u64;
-    let mut i = 0;
-    while i < frames.len() {
-        let pfn = frames[i] >> 16;
-        run.clear();
-        while i < frames.len() && frames[i] >> 16 == pfn {
-            run.push((frames[i] & 0xffff) as u16);
-            i += 1;
+    }
+    me.pss = pss_fixed >> 12;
+    let shares = order
+        .into_iter()
+        .map(|name| {
+            let (private, in_tree, outside) = shares[name];
+            (name, private, in_tree, outside)
+        })
+        .collect();
+    (me, shares)
+}
+
+/// Bytes shared by each pair of processes: every set of two or more processes adds its frames
+/// to each of its pairs.
+fn pairs(
+    sets: &Sets,
+    frames_in_set: &[u64],
+    processes: &[(u32, &PagesRaw)],
+    page_size: u64,
+) -> Vec<Pair> {
+    let mut bytes: HashMap<(u32, u32), u64> = HashMap::new();
+    for (set, &frames) in frames_in_set.iter().enumerate() {
+        if frames == 0 || sets.size(set as u32) < 2 {
+            continue;
         }
-        if run == set {
-            count += 1;
-        } else {
-            flush(&set, count);
-            std::mem::swap(&mut set, &mut run);
-            count = 1;
+        let members = sets.members(set as u32);
+        for (x, &b) in members.iter().enumerate() {
+            for &a in &members[x + 1..] {
+                *bytes.entry((a, b)).or_default() += frames * page_size;
+            }
         }
     }
-    flush(&set, count);
     let mut list: Vec<Pair> = bytes
         .into_iter()
         .map(|((a, b), bytes)| Pair {
-            a: processes[usize::from(a)].0,
-            b: processes[usize::from(b)].0,
+            a: processes[a as usize].0,
+            b: processes[b as usize].0,
             bytes,
         })
         .collect();
@@ -363,16 +521,33 @@ mod tests {
         }
     }
 
+    /// Frames `counts` with their kpagecount, and `zero` frames read as 0 (the zero page).
     fn table(counts: &[(u64, u32)], zero: &[u64]) -> PfnTable {
-        let mut t = PfnTable { mapcount: vec![0; 64], flags: vec![0; 64] };
-        for &(pfn, count) in counts {
-            t.mapcount[pfn as usize] = count;
-            t.flags[pfn as usize] = flags::READ;
+        let mut present = vec![0u64; 1];
+        for &pfn in counts.iter().map(|(pfn, _)| pfn).chain(zero) {
+            present[0] |= 1 << pfn;
         }
-        for &pfn in zero {
-            t.flags[pfn as usize] |= flags::ZERO_PAGE;
+        let mut t = PfnTable::new(present);
+        for &(pfn, count) in counts {
+            let index = t.index(pfn).unwrap();
+            t.mapcount[index] = count;
         }
         t
+    }
+
+    #[test]
+    fn dense_indexes_follow_the_frames() {
+        let mut present = vec![0u64; 3];
+        for pfn in [3u64, 64, 65, 190] {
+            present[(pfn / 64) as usize] |= 1 << (pfn % 64);
+        }
+        let t = PfnTable::new(present);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.pfns(), vec![3, 64, 65, 190]);
+        let indexes: Vec<_> = [3u64, 64, 65, 190].iter().map(|&p| t.index(p)).collect();
+        assert_eq!(indexes, vec![Some(0), Some(1), Some(2), Some(3)]);
+        assert_eq!(t.index(4), None);
+        assert_eq!(t.index(100_000), None);
     }
 
     #[test]

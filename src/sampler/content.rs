@@ -32,7 +32,7 @@ pub type Region = (u64, u64, u32);
 /// frame in the first process (in snapshot order) that maps it.
 pub fn plan(snapshot: &Snapshot, table: &PfnTable) -> Vec<Vec<Region>> {
     let page = snapshot.page_size;
-    let mut visited = vec![0u64; table.mapcount.len().div_ceil(64)];
+    let mut visited = vec![0u64; table.len().div_ceil(64)];
     let mut plans = Vec::with_capacity(snapshot.processes.len());
     for process in &snapshot.processes {
         let mut regions: Vec<Region> = Vec::new();
@@ -54,9 +54,10 @@ fn plan_process(
     for (index, range) in pages.ranges.iter().enumerate() {
         for entry in &pages.entries[range.start as usize..range.end as usize] {
             let Some(pfn) = entry.pfn() else { continue };
-            let Some(&f) = table.flags.get(pfn as usize) else { continue };
+            let Some(frame) = table.index(pfn) else { continue };
+            let Some(&f) = table.flags.get(frame) else { continue };
             let content = f & (flags::ANON | flags::SWAPBACKED) != 0 && f & flags::ZERO_PAGE == 0;
-            let (word, bit) = ((pfn / 64) as usize, 1u64 << (pfn % 64));
+            let (word, bit) = (frame / 64, 1u64 << (frame % 64));
             if !content || visited[word] & bit != 0 {
                 continue;
             }

@@ -57,7 +57,7 @@ impl StatInfo {
 pub struct SampleOptions {
     /// Also read the full per-mapping `smaps` (costly: a page-table walk plus text per mapping).
     pub mappings: bool,
-    /// Also read every physical page (`pagemap`, `kpagecount`, `kpageflags`): `--exact`.
+    /// Also read every physical page (`pagemap`, `kpagecount`): `--exact`.
     pub exact: bool,
     /// Also hash the content of every distinct anonymous/shmem page (`--dedup`; implies
     /// `exact`).
@@ -227,16 +227,34 @@ impl Sampler {
     pub fn sample(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
         let taken_at_unix =
             SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let processes = infos.par_iter().map(|info| self.sample_one(info, options)).collect();
-        let mut snapshot = Snapshot {
-            taken_at_unix,
-            privileged: self.privileged(),
-            processes,
-            pfn_table: None,
-            page_size: page_size(),
-        };
-        if options.exact || options.dedup {
-            self.sample_exact(&mut snapshot);
+        let privileged = self.privileged();
+        let exact = options.exact || options.dedup;
+        // Each process's pages are read right after its rollup, in the same parallel pass.
+        let pages_inline = exact && self.exact_refusal(privileged).is_none();
+        let page_size = page_size();
+        let processes = infos
+            .par_iter()
+            .map(|info| {
+                if !pages_inline || info.is_kernel_thread() {
+                    return self.sample_one(info, options);
+                }
+                // The rollup and the pages are two page-table walks: two tasks, so the cores
+                // stay busy to the end of the pass.
+                let (mut p, pages) = rayon::join(
+                    || self.sample_one(info, options),
+                    || self.read_pages(info.pid, page_size, self.resident(info.pid, page_size)),
+                );
+                p.pages = Some(match &p.rollup {
+                    Ok(_) => pages,
+                    Err(reason) => Err(reason.clone()),
+                });
+                p
+            })
+            .collect();
+        let mut snapshot =
+            Snapshot { taken_at_unix, privileged, processes, pfn_table: None, page_size };
+        if exact {
+            self.sample_exact(&mut snapshot, options.dedup);
         }
         if options.dedup {
             self.sample_content(&mut snapshot);
@@ -268,6 +286,14 @@ impl Sampler {
             pages: None,
             content: None,
         }
+    }
+
+    /// Resident bytes from `statm` (the kernel's counters, no page-table walk), if readable.
+    pub fn resident(&self, pid: u32, page_size: u64) -> Option<u64> {
+        let statm = self.read(pid, "statm").ok()?;
+        let text = std::str::from_utf8(&statm).ok()?;
+        let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * page_size)
     }
 
     /// `smaps_rollup`, with an empty file or ESRCH explained (zombie, exited, kernel thread).

@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 
 use super::{ReadError, Sampler, smaps};
 use crate::model::exact::{PageEntry, PagesRaw, PfnTable, flags as pf};
-use crate::model::snapshot::{Snapshot, Unreadable};
+use crate::model::snapshot::{SmapsFields, Snapshot, Unreadable};
 use rayon::prelude::*;
 
 /// Pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
@@ -46,7 +46,7 @@ const USER_SPACE_END: u64 = 0x8000_0000_0000;
 /// times.
 const SPARSE_FACTOR: u64 = 4;
 /// Frames closer than this are read in one kpagecount pread, gaps included.
-const RUN_GAP: u64 = 64;
+const RUN_GAP: u64 = 16;
 
 /// `struct pm_scan_arg` (include/uapi/linux/fs.h, Linux 6.7): no crate declares it.
 #[repr(C)]
@@ -111,15 +111,14 @@ fn scan_ranges(file: &File, start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
 }
 
 impl Sampler {
-    /// Reads the physical pages of every readable process of `snapshot`, in parallel, then
-    /// kpagecount and kpageflags for the distinct frames they map. Without privilege (or on a
-    /// captured /proc) every exact figure is left absent with the reason.
-    pub fn sample_exact(&self, snapshot: &mut Snapshot) {
-        let refused = if self.is_captured() {
+    /// Why exact accounting cannot be done here, if it cannot: a captured /proc, or no
+    /// privilege.
+    pub fn exact_refusal(&self, privileged: bool) -> Option<Unreadable> {
+        if self.is_captured() {
             Some(Unreadable::Failed(
                 "exact accounting reads live physical pages; a captured /proc has none".into(),
             ))
-        } else if !snapshot.privileged {
+        } else if !privileged {
             Some(Unreadable::PermissionDenied(
                 "physical pages (pagemap PFNs, /proc/kpagecount) need CAP_SYS_ADMIN: run memtree \
                  as root"
@@ -127,8 +126,28 @@ impl Sampler {
             ))
         } else {
             None
-        };
-        if let Some(reason) = refused {
+        }
+    }
+
+    /// The pages of one sampled process, or why there are none.
+    fn pages_of(
+        &self,
+        pid: u32,
+        rollup: &Result<SmapsFields, Unreadable>,
+        page_size: u64,
+    ) -> Result<PagesRaw, Unreadable> {
+        match rollup {
+            Ok(fields) => self.read_pages(pid, page_size, fields.rss),
+            Err(reason) => Err(reason.clone()),
+        }
+    }
+
+    /// Reads the physical pages of every readable process of `snapshot` not read yet, in
+    /// parallel, then kpagecount for the distinct frames they map (and kpageflags, which only
+    /// `--dedup` needs: anonymous or shared memory). Without privilege (or on a captured /proc)
+    /// every exact figure is left absent with the reason.
+    pub fn sample_exact(&self, snapshot: &mut Snapshot, with_flags: bool) {
+        if let Some(reason) = self.exact_refusal(snapshot.privileged) {
             for p in &mut snapshot.processes {
                 p.pages = Some(Err(p.rollup.as_ref().err().cloned().unwrap_or(reason.clone())));
             }
@@ -136,37 +155,23 @@ impl Sampler {
             return;
         }
         let page_size = snapshot.page_size;
-        snapshot.processes.par_iter_mut().for_each(|p| {
-            p.pages = Some(match &p.rollup {
-                Ok(fields) => self.read_pages(p.pid, page_size, fields.rss),
-                Err(reason) => Err(reason.clone()),
-            });
+        snapshot.processes.par_iter_mut().filter(|p| p.pages.is_none()).for_each(|p| {
+            p.pages = Some(self.pages_of(p.pid, &p.rollup, page_size));
         });
-        let observed = snapshot
-            .processes
-            .iter()
-            .filter_map(|p| p.pages.as_ref()?.as_ref().ok())
-            .flat_map(|pages| pages.entries.iter().filter_map(|e| e.pfn()))
-            .max()
-            .map_or(0, |m| m + 1);
-        let max_pfn = self.max_pfn().unwrap_or(0).max(observed);
-        // Distinct frames, ascending, through a bitmap over every frame of the machine.
-        let mut bitmap = vec![0u64; max_pfn.div_ceil(64) as usize];
+        // Distinct frames: a bitmap over every frame of the machine (grown if a frame lies above
+        // what /proc/zoneinfo said).
+        let max_pfn = self.max_pfn().unwrap_or(0);
+        let mut present = vec![0u64; max_pfn.div_ceil(64) as usize];
         for pages in snapshot.processes.iter().filter_map(|p| p.pages.as_ref()?.as_ref().ok()) {
             for pfn in pages.entries.iter().filter_map(|e| e.pfn()) {
-                bitmap[(pfn / 64) as usize] |= 1 << (pfn % 64);
+                let word = (pfn / 64) as usize;
+                if word >= present.len() {
+                    present.resize(word + 1, 0);
+                }
+                present[word] |= 1 << (pfn % 64);
             }
         }
-        let mut pfns = Vec::new();
-        for (word_index, &word) in bitmap.iter().enumerate() {
-            let mut bits_left = word;
-            while bits_left != 0 {
-                let bit = u64::from(bits_left.trailing_zeros());
-                pfns.push(word_index as u64 * 64 + bit);
-                bits_left &= bits_left - 1;
-            }
-        }
-        snapshot.pfn_table = Some(self.read_pfn_table(&pfns, max_pfn));
+        snapshot.pfn_table = Some(self.read_pfn_table(PfnTable::new(present), with_flags));
     }
 
     /// The present and swapped pages of `pid`, with the mappings they belong to.
@@ -195,7 +200,8 @@ impl Sampler {
         let last = mappings.iter().map(|m| m.end).max().unwrap_or(first);
         let present = if sparse { scan_ranges(&file, first, last) } else { None };
 
-        let mut entries = Vec::new();
+        // Sized from the resident pages (smaps_rollup), so the list is never copied as it grows.
+        let mut entries = Vec::with_capacity(resident.map_or(0, |rss| rss / page_size) as usize);
         let mut ranges = Vec::with_capacity(mappings.len());
         let mut buf = vec![0u8; CHUNK_ENTRIES * 8];
         let mut cursor = 0;
@@ -234,7 +240,7 @@ impl Sampler {
     }
 
     /// The highest page frame number of the machine, from `/proc/zoneinfo` (start_pfn +
-    /// spanned of every zone): the size of the PFN-indexed tables.
+    /// spanned of every zone): the size of the frame bitmap.
     pub fn max_pfn(&self) -> Result<u64, ReadError> {
         let path = self.root().join("zoneinfo");
         let text =
@@ -256,9 +262,13 @@ impl Sampler {
         Ok(max)
     }
 
-    /// kpagecount and kpageflags for `pfns` (sorted, distinct), read in contiguous runs into
-    /// tables indexed by PFN.
-    pub fn read_pfn_table(&self, pfns: &[u64], max_pfn: u64) -> Result<PfnTable, Unreadable> {
+    /// kpagecount (and kpageflags `with_flags`) for the frames of `table`, read in contiguous
+    /// runs.
+    pub fn read_pfn_table(
+        &self,
+        mut table: PfnTable,
+        with_flags: bool,
+    ) -> Result<PfnTable, Unreadable> {
         let denied = |what: &str, e: io::Error| match e.kind() {
             io::ErrorKind::PermissionDenied => Unreadable::PermissionDenied(format!(
                 "/proc/{what} needs CAP_SYS_ADMIN (run as root)"
@@ -267,33 +277,54 @@ impl Sampler {
         };
         let counts =
             File::open(self.root().join("kpagecount")).map_err(|e| denied("kpagecount", e))?;
-        let flags_file =
-            File::open(self.root().join("kpageflags")).map_err(|e| denied("kpageflags", e))?;
-        let top = pfns.last().map_or(0, |p| p + 1).max(max_pfn) as usize;
-        let mut mapcount = vec![0u32; top];
-        let mut flags = vec![0u8; top];
-        // The two files are read at once, one core each.
-        let (counted, flagged) = rayon::join(
-            || {
-                read_runs(&counts, pfns, |pfn, value| {
-                    mapcount[pfn as usize] = u32::try_from(value).unwrap_or(u32::MAX);
-                })
-            },
-            || {
-                read_runs(&flags_file, pfns, |pfn, value| {
-                    flags[pfn as usize] = compact_flags(value)
-                })
-            },
-        );
-        counted.map_err(|e| denied("kpagecount", e))?;
-        flagged.map_err(|e| denied("kpageflags", e))?;
-        Ok(PfnTable { mapcount, flags })
+        let pfns = table.pfns();
+        let count = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
+        if with_flags {
+            let flags_file =
+                File::open(self.root().join("kpageflags")).map_err(|e| denied("kpageflags", e))?;
+            let mut flags = vec![0u8; pfns.len()];
+            let (counted, flagged) = rayon::join(
+                || read_table(&counts, &pfns, &mut table.mapcount, &count),
+                || read_table(&flags_file, &pfns, &mut flags, &compact_flags),
+            );
+            counted.map_err(|e| denied("kpagecount", e))?;
+            flagged.map_err(|e| denied("kpageflags", e))?;
+            table.flags = flags;
+        } else {
+            read_table(&counts, &pfns, &mut table.mapcount, &count)
+                .map_err(|e| denied("kpagecount", e))?;
+        }
+        Ok(table)
     }
 }
 
+/// Frames per piece when a kpage file is read on several cores.
+const PIECE_FRAMES: usize = 8 * 1024;
+
+/// Reads the 64-bit values of `pfns` (sorted) from a kpage file into `table[i]` for `pfns[i]`,
+/// converted by `convert`: split in halves read on the available cores, each half one `pread`
+/// per run of nearby frames.
+fn read_table<T: Send>(
+    file: &File,
+    pfns: &[u64],
+    table: &mut [T],
+    convert: &(impl Fn(u64) -> T + Sync),
+) -> io::Result<()> {
+    if pfns.len() > PIECE_FRAMES {
+        let mid = pfns.len() / 2;
+        let (low, high) = table.split_at_mut(mid);
+        let (a, b) = rayon::join(
+            || read_table(file, &pfns[..mid], low, convert),
+            || read_table(file, &pfns[mid..], high, convert),
+        );
+        return a.and(b);
+    }
+    read_runs(file, pfns, |index, value| table[index] = convert(value))
+}
+
 /// Reads the 64-bit values of `pfns` (sorted) from a kpage file, one pread per run of nearby
-/// frames, and hands each to `store`.
-fn read_runs(file: &File, pfns: &[u64], mut store: impl FnMut(u64, u64)) -> io::Result<()> {
+/// frames, and hands each to `store` with its index in `pfns`.
+fn read_runs(file: &File, pfns: &[u64], mut store: impl FnMut(usize, u64)) -> io::Result<()> {
     let mut buf = Vec::new();
     let mut i = 0;
     while i < pfns.len() {
@@ -308,10 +339,10 @@ fn read_runs(file: &File, pfns: &[u64], mut store: impl FnMut(u64, u64)) -> io::
         let len = (last - first + 1) as usize;
         buf.resize(len * 8, 0);
         let got = read_full(file, &mut buf, first * 8)?;
-        for &pfn in &pfns[i..j] {
+        for (index, &pfn) in pfns.iter().enumerate().take(j).skip(i) {
             let at = ((pfn - first) * 8) as usize;
             if at + 8 <= got {
-                store(pfn, u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes")));
+                store(index, u64::from_le_bytes(buf[at..at + 8].try_into().expect("8 bytes")));
             }
         }
         i = j;

@@ -154,7 +154,7 @@ pub fn run(sampler: Sampler, config: Config, controls: Arc<Controls>, tx: Sender
                 age >= config.exact_full_every || (changed && age >= config.exact_every)
             });
         if exact_due {
-            sampler.sample_exact(&mut snapshot);
+            sampler.sample_exact(&mut snapshot, config.dedup);
             if config.dedup {
                 sampler.sample_content(&mut snapshot);
             }

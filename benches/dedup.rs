@@ -47,7 +47,8 @@ fn main() {
     let mut bytes = 0u64;
     for _ in 0..runs {
         // Both start from the same exact snapshot; only the content pass is timed.
-        let snapshot = sampler.sample(&tree, exact);
+        let mut snapshot = sampler.sample(&tree, exact);
+        sampler.sample_exact(&mut snapshot, true); // with kpageflags, as --dedup reads them
         let Some(Ok(table)) = &snapshot.pfn_table else { panic!("no frames") };
         let plans = plan(&snapshot, table);
         bytes = plans.iter().flatten().map(|r| r.1).sum();
@@ -67,7 +68,6 @@ fn main() {
         });
         read_only.push(start.elapsed().as_secs_f64());
 
-        let mut snapshot = snapshot;
         let start = Instant::now();
         sampler.sample_content(&mut snapshot);
         dedup.push(start.elapsed().as_secs_f64());

@@ -204,6 +204,11 @@ impl Sampler {
     /// Hashes the content of every distinct anonymous/shmem frame of the snapshot (needs the
     /// exact pass first). Shows progress on stderr when it is a terminal and the scan is large.
     pub fn sample_content(&self, snapshot: &mut Snapshot) {
+        // Which frames hold anonymous or shared memory is in kpageflags, which a plain exact
+        // pass does not read.
+        if matches!(&snapshot.pfn_table, Some(Ok(t)) if t.flags.is_empty() && !t.is_empty()) {
+            self.sample_exact(snapshot, true);
+        }
         let table = match &snapshot.pfn_table {
             Some(Ok(table)) => table,
             Some(Err(reason)) => {

@@ -35,6 +35,8 @@ pub const MIN_CHUNK: usize = 7 * 1024;
 const ANCHOR_WINDOW: usize = 2 * 1024;
 /// A chunk ends here whatever its content.
 pub const MAX_CHUNK: usize = 64 * 1024;
+// `lowest_anchor` packs an anchor's position into the low 16 bits of its key.
+const _: () = assert!(MIN_CHUNK + ANCHOR_WINDOW <= 1 << 16);
 /// The anchor byte. Any value is as likely as another in numbers and compressed data.
 const ANCHOR: u8 = b'e';
 /// The fallback gear hash cuts where its low 11 bits are zero: one position in 2 KiB.

@@ -51,7 +51,7 @@ pub struct PagesRaw {
 
 /// Compact kpageflags, one byte per frame.
 pub mod flags {
-    /// The frame's kpagecount/kpageflags were read.
+    /// The frame's kpageflags were read.
     pub const READ: u8 = 1;
     /// The shared zero page: not memory anyone uses (RSS does not count it either).
     pub const ZERO_PAGE: u8 = 2;

@@ -34,3 +34,56 @@ pub fn take() -> Option<Signal> {
         n => Signal::try_from(n).ok(),
     }
 }
+
+/// Ends the process if a caught signal waits longer than `grace` for [`take`]: the safety net
+/// for a main loop stuck in a write to a terminal that no longer drains. The process dies of
+/// the signal itself (default action), so children started with `PR_SET_PDEATHSIG` follow.
+pub struct Watchdog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub fn start(grace: std::time::Duration) -> Watchdog {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut pending_since: Option<(i32, std::time::Instant)> = None;
+            while !flag.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                let signal = LAST_SIGNAL.load(Ordering::SeqCst);
+                pending_since = match pending_since {
+                    _ if signal == 0 => None,
+                    Some((s, at)) if s == signal => {
+                        if at.elapsed() >= grace {
+                            die_of(signal);
+                        }
+                        Some((s, at))
+                    }
+                    _ => Some((signal, std::time::Instant::now())),
+                };
+            }
+        });
+        Watchdog { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Restores the default action of `signal` and raises it.
+fn die_of(signal: i32) -> ! {
+    if let Ok(signal) = Signal::try_from(signal) {
+        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+        // SAFETY: installing the default action has no handler to be unsafe about.
+        let _ = unsafe { sigaction(signal, &default) };
+        let _ = nix::sys::signal::raise(signal);
+    }
+    std::process::exit(128 + signal)
+}

@@ -205,9 +205,20 @@ impl Sampler {
     /// exact pass first). Shows progress on stderr when it is a terminal and the scan is large.
     pub fn sample_content(&self, snapshot: &mut Snapshot) {
         // Which frames hold anonymous or shared memory is in kpageflags, which a plain exact
-        // pass does not read.
-        if matches!(&snapshot.pfn_table, Some(Ok(t)) if t.flags.is_empty() && !t.is_empty()) {
-            self.sample_exact(snapshot, true);
+        // pass does not read: read them into the same table (the exact figures stay as they
+        // are, whatever happens to the flags).
+        let mut flags_refused = None;
+        if let Some(Ok(table)) = &mut snapshot.pfn_table
+            && table.flags.is_empty()
+            && !table.is_empty()
+        {
+            flags_refused = self.read_flags(table).err();
+        }
+        if let Some(reason) = flags_refused {
+            for p in &mut snapshot.processes {
+                p.content = Some(Err(reason.clone()));
+            }
+            return;
         }
         let table = match &snapshot.pfn_table {
             Some(Ok(table)) => table,

@@ -158,12 +158,16 @@ impl Sampler {
         snapshot.processes.par_iter_mut().filter(|p| p.pages.is_none()).for_each(|p| {
             p.pages = Some(self.pages_of(p.pid, &p.rollup, page_size));
         });
-        // Distinct frames: a bitmap over every frame of the machine (grown if a frame lies above
-        // what /proc/zoneinfo said).
-        let max_pfn = self.max_pfn().unwrap_or(0);
-        let mut present = vec![0u64; max_pfn.div_ceil(64) as usize];
+        // Distinct frames: a bitmap over every frame of RAM. A frame above RAM (device memory
+        // a driver mapped) has no page count and is left out, so it counts as the zero page
+        // does: not memory. Without /proc/zoneinfo the bitmap grows to the highest frame seen.
+        let max_pfn = self.max_pfn().ok();
+        let mut present = vec![0u64; max_pfn.unwrap_or(0).div_ceil(64) as usize];
         for pages in snapshot.processes.iter().filter_map(|p| p.pages.as_ref()?.as_ref().ok()) {
             for pfn in pages.entries.iter().filter_map(|e| e.pfn()) {
+                if max_pfn.is_some_and(|max| pfn >= max) {
+                    continue;
+                }
                 let word = (pfn / 64) as usize;
                 if word >= present.len() {
                     present.resize(word + 1, 0);
@@ -269,32 +273,47 @@ impl Sampler {
         mut table: PfnTable,
         with_flags: bool,
     ) -> Result<PfnTable, Unreadable> {
-        let denied = |what: &str, e: io::Error| match e.kind() {
-            io::ErrorKind::PermissionDenied => Unreadable::PermissionDenied(format!(
-                "/proc/{what} needs CAP_SYS_ADMIN (run as root)"
-            )),
-            _ => Unreadable::Failed(format!("/proc/{what}: {e}")),
-        };
         let counts =
-            File::open(self.root().join("kpagecount")).map_err(|e| denied("kpagecount", e))?;
+            File::open(self.root().join("kpagecount")).map_err(|e| kpage_error("kpagecount", e))?;
         let pfns = table.pfns();
         let count = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
         if with_flags {
-            let flags_file =
-                File::open(self.root().join("kpageflags")).map_err(|e| denied("kpageflags", e))?;
+            let flags_file = File::open(self.root().join("kpageflags"))
+                .map_err(|e| kpage_error("kpageflags", e))?;
             let mut flags = vec![0u8; pfns.len()];
             let (counted, flagged) = rayon::join(
                 || read_table(&counts, &pfns, &mut table.mapcount, &count),
                 || read_table(&flags_file, &pfns, &mut flags, &compact_flags),
             );
-            counted.map_err(|e| denied("kpagecount", e))?;
-            flagged.map_err(|e| denied("kpageflags", e))?;
+            counted.map_err(|e| kpage_error("kpagecount", e))?;
+            flagged.map_err(|e| kpage_error("kpageflags", e))?;
             table.flags = flags;
         } else {
             read_table(&counts, &pfns, &mut table.mapcount, &count)
-                .map_err(|e| denied("kpagecount", e))?;
+                .map_err(|e| kpage_error("kpagecount", e))?;
         }
         Ok(table)
+    }
+
+    /// kpageflags for the frames of `table`, which has its counts already.
+    pub fn read_flags(&self, table: &mut PfnTable) -> Result<(), Unreadable> {
+        let file =
+            File::open(self.root().join("kpageflags")).map_err(|e| kpage_error("kpageflags", e))?;
+        let mut flags = vec![0u8; table.len()];
+        read_table(&file, &table.pfns(), &mut flags, &compact_flags)
+            .map_err(|e| kpage_error("kpageflags", e))?;
+        table.flags = flags;
+        Ok(())
+    }
+}
+
+/// Why `/proc/{what}` could not be read.
+fn kpage_error(what: &str, e: io::Error) -> Unreadable {
+    match e.kind() {
+        io::ErrorKind::PermissionDenied => {
+            Unreadable::PermissionDenied(format!("/proc/{what} needs CAP_SYS_ADMIN (run as root)"))
+        }
+        _ => Unreadable::Failed(format!("/proc/{what}: {e}")),
     }
 }
 

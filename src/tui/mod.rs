@@ -1,18 +1,25 @@
 //! TUI layer: `memtree top`. `collector` samples on a thread of its own and sends rounds of
 //! figures over a channel; the main thread only handles keys and draws (`app` holds state,
 //! `event` maps keys to actions, `ui` renders). The terminal is restored on every way out: q,
-//! Ctrl-C, SIGTERM/SIGHUP, a panic (ratatui's hook), the target exiting.
+//! Ctrl-C, SIGTERM/SIGHUP, a panic (ratatui's hook), the target exiting. A terminal that hangs
+//! up (its window closed, tmux killed) ends memtree with status 129; a caught signal the main
+//! loop does not take within 3 s (a terminal that blocks output) ends it from a watchdog.
 
 pub mod app;
 pub mod collector;
 pub mod event;
 pub mod ui;
 
+use std::fs::File;
+use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
 use ratatui::crossterm::event::{self as term, Event};
 
 use self::app::{App, View};
@@ -39,6 +46,9 @@ pub fn run(
         let controls = controls.clone();
         std::thread::spawn(move || collector::run(sampler, config, controls, tx))
     };
+    // The terminal crossterm reads keys from: standard input, or /dev/tty when it is not one.
+    let input = if std::io::stdin().is_terminal() { None } else { File::open("/dev/tty").ok() };
+    let watchdog = signals::Watchdog::start(WATCHDOG_GRACE);
     let mut terminal = ratatui::try_init()?;
     let result = (|| -> std::io::Result<i32> {
         let mut dirty = true;
@@ -66,7 +76,12 @@ pub fn run(
                     panic!("MEMTREE_TEST_PANIC_IN_TOP is set");
                 }
             }
-            if term::poll(Duration::from_millis(100))? {
+            // crossterm spins forever reading a terminal that has hung up (its reader retries
+            // on EOF and EIO), so memtree waits for input itself and sees the hang-up first.
+            if terminal_input(&input, Duration::from_millis(100))? == Input::HungUp {
+                return Ok(128 + Signal::SIGHUP as i32);
+            }
+            while term::poll(Duration::ZERO)? {
                 match term::read()? {
                     Event::Key(key) => {
                         if let Some(action) = event::action(key) {
@@ -94,5 +109,39 @@ pub fn run(
     ratatui::restore();
     controls.quit.store(true, Ordering::Relaxed);
     let _ = collector.join();
+    drop(watchdog);
     result
+}
+
+/// How long a caught signal may wait for the main loop before the watchdog ends memtree.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Input {
+    Ready,
+    Idle,
+    HungUp,
+}
+
+/// Waits up to `timeout` for input on the terminal (`tty`, or standard input).
+fn terminal_input(tty: &Option<File>, timeout: Duration) -> std::io::Result<Input> {
+    let stdin = std::io::stdin();
+    let fd = match tty {
+        Some(file) => file.as_fd(),
+        None => stdin.as_fd(),
+    };
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    match poll(&mut fds, PollTimeout::from(millis)) {
+        Ok(0) => return Ok(Input::Idle),
+        Ok(_) => {}
+        Err(nix::errno::Errno::EINTR) => return Ok(Input::Idle),
+        Err(e) => return Err(e.into()),
+    }
+    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+    if revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+        Ok(Input::HungUp)
+    } else {
+        Ok(Input::Ready)
+    }
 }

@@ -194,3 +194,21 @@ fn sigterm_and_a_panic_restore_the_terminal() {
     assert_cooked(&stty);
     assert!(!s.screen().contains("Monitor (Σ RSS)"), "the alternate screen was left");
 }
+
+#[test]
+fn closing_the_terminal_ends_top_and_its_workload() {
+    if !have_tmux() {
+        return;
+    }
+    let s = Session::start("hangup", "top --workload fork --size 16MiB --workers 2", "");
+    let screen = s.wait_for("fork_cow-w1");
+    let workers = worker_pids(&screen);
+    let pid = s.memtree_pid();
+    // The window closes: the terminal hangs up under memtree (crossterm alone would spin on it
+    // at 100 % CPU forever).
+    Command::new("tmux").args(["kill-session", "-t", &s.name]).status().unwrap();
+    assert!(gone(pid as u32), "memtree top outlived its terminal");
+    for worker in workers {
+        assert!(gone(worker), "worker {worker} left behind");
+    }
+}

@@ -72,7 +72,7 @@ pub enum WorkloadChoice {
 #[derive(Debug, Args)]
 pub struct TargetArgs {
     /// Report the tree rooted at PID (repeatable: one tree per PID).
-    #[arg(long = "pid", value_name = "PID")]
+    #[arg(long = "pid", value_name = "PID", allow_negative_numbers = true)]
     pub pids: Vec<u32>,
     /// Report every process on the machine, grouped by tree.
     #[arg(long, conflicts_with = "pids")]
@@ -213,7 +213,7 @@ pub struct CompareArgs {
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
     /// Capture the tree rooted at PID (repeatable).
-    #[arg(long = "pid", value_name = "PID", required = true)]
+    #[arg(long = "pid", value_name = "PID", required = true, allow_negative_numbers = true)]
     pub pids: Vec<u32>,
     /// The directory to write (created if missing).
     #[arg(long, value_name = "DIR")]

@@ -78,7 +78,7 @@ pub fn top(args: TopArgs) -> Result<i32> {
         exact: privileged && !args.no_exact,
         dedup: privileged && args.dedup,
         full_every: Duration::from_secs(60),
-        exact_every: Duration::from_secs(10),
+        exact_every: args.interval.max(Duration::from_millis(100)),
         exact_full_every: Duration::from_secs(300),
     };
     let color = std::env::var_os("NO_COLOR").is_none();

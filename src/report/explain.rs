@@ -84,10 +84,19 @@ fn exact_sentences(accounting: &Accounting) -> Vec<String> {
     {
         let by =
             if k == processes { format!("all {k} processes") } else { format!("{k} processes") };
-        lines.push(format!(
-            "{} is one physical copy mapped by {by}: a monitor counts it {k} times.",
-            human_bytes(bytes)
-        ));
+        lines.push(if accounting.trees.len() > 1 {
+            // Several trees: the bucket holds a copy per tree, each mapped k times.
+            format!(
+                "{} are physical pages each mapped by {k} processes: a monitor counts every one \
+                 of them {k} times.",
+                human_bytes(bytes)
+            )
+        } else {
+            format!(
+                "{} is one physical copy mapped by {by}: a monitor counts it {k} times.",
+                human_bytes(bytes)
+            )
+        });
     }
     if let Some(dedup) = accounting.totals.dedup_ok() {
         if dedup.total.duplicated > 0 {

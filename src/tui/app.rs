@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::collector::Update;
 use super::event::Action;
-use crate::model::Accounting;
 use crate::model::tree::ProcessRow;
+use crate::model::{Accounting, Unreadable};
 
 /// Samples kept for the timeline.
 const HISTORY: usize = 600;
@@ -25,7 +25,7 @@ impl View {
     pub fn title(self) -> &'static str {
         match self {
             View::Processes => "Processes",
-            View::Mappings => "Mappings across the tree",
+            View::Mappings => "Mappings by name",
             View::Sharing => "Who shares with whom",
         }
     }
@@ -133,10 +133,17 @@ impl App {
     }
 
     pub fn on_update(&mut self, update: Update) {
-        if update.target_gone {
+        // Every process vanished (a command that exited and is not reaped yet is still listed,
+        // without memory): the target is gone as surely as when nothing is listed.
+        let all_vanished = update.accounting.totals.processes > 0
+            && update
+                .accounting
+                .processes()
+                .all(|p| matches!(p.figures, Err(Unreadable::Vanished(_))));
+        if update.target_gone || (all_vanished && self.accounting.is_some()) {
             self.target_gone.get_or_insert_with(|| "the target exited".to_string());
-            // Keep the last figures: an empty round replaces nothing.
-            if update.accounting.totals.processes == 0 {
+            // Keep the last figures: a round with nothing readable replaces nothing.
+            if update.accounting.totals.processes == 0 || all_vanished {
                 return;
             }
         }

@@ -5,8 +5,9 @@
 //!   size and resident pages did not change keeps its last smaps_rollup figures (a rollup of a
 //!   1 GiB process is a ~20 ms page-table walk under its mmap lock);
 //! - every process is read in full at least every `full_every`, whatever statm says;
-//! - exact figures (pagemap, kpagecount; root) are recomputed at most every `exact_every`, and
-//!   only when something changed or they are older than `full_every`;
+//! - exact figures (pagemap, kpagecount; root) are recomputed only when something changed, and
+//!   then no sooner than `exact_every` nor than 50 times what the last exact pass cost (so they
+//!   take at most ~2 % of a core), or when they are older than `exact_full_every`;
 //! - the figures' ages travel with every update, so the screen can show them.
 
 use std::collections::HashMap;
@@ -18,6 +19,9 @@ use std::time::{Duration, Instant};
 use crate::model::tree::Grouping;
 use crate::model::{Accounting, ProcessSample, Snapshot, account};
 use crate::sampler::{SampleOptions, Sampler, StatInfo};
+
+/// After a change, exact figures are recomputed once this many times their last cost has passed.
+const EXACT_BUDGET: u32 = 50;
 
 /// What the dashboard watches.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +43,8 @@ pub struct Config {
     pub dedup: bool,
     /// Every process is read in full at least this often, changed or not.
     pub full_every: Duration,
-    /// Exact figures are recomputed at most this often when something changed…
+    /// Exact figures are recomputed at most this often when something changed (and no sooner
+    /// than 50 times their last cost)…
     pub exact_every: Duration,
     /// …and at least this often when nothing did.
     pub exact_full_every: Duration,
@@ -81,6 +86,7 @@ struct Cached {
 pub fn run(sampler: Sampler, config: Config, controls: Arc<Controls>, tx: Sender<Update>) {
     let mut cache: HashMap<u32, Cached> = HashMap::new();
     let mut last_exact: Option<(Instant, Accounting)> = None;
+    let mut last_exact_cost = Duration::ZERO;
     let self_pid = std::process::id();
     loop {
         if controls.quit.load(Ordering::Relaxed) {
@@ -148,16 +154,22 @@ pub fn run(sampler: Sampler, config: Config, controls: Arc<Controls>, tx: Sender
             pfn_table: None,
             page_size: crate::sampler::page_size(),
         };
+        // After a change, exact figures wait `EXACT_BUDGET` times what the last exact pass
+        // cost (so they take at most ~2 % of a core), and at least `exact_every`: a small tree
+        // is recomputed at every change, 33 GiB of mappings every ~20 s.
+        let spacing = config.exact_every.max(last_exact_cost * EXACT_BUDGET);
         let exact_due = config.exact
             && last_exact.as_ref().is_none_or(|(at, _)| {
                 let age = start.duration_since(*at);
-                age >= config.exact_full_every || (changed && age >= config.exact_every)
+                age >= config.exact_full_every || (changed && age >= spacing)
             });
         if exact_due {
+            let exact_start = Instant::now();
             sampler.sample_exact(&mut snapshot, config.dedup);
             if config.dedup {
                 sampler.sample_content(&mut snapshot);
             }
+            last_exact_cost = exact_start.elapsed();
         }
         let mut accounting = account(&snapshot, &grouping);
         if exact_due {

@@ -61,7 +61,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("↑ ↓  j k", "select a process (or a row of the view)"),
     ("PgUp PgDn  g G", "a page up or down, first, last"),
     ("Enter", "detail of the selected process: largest mappings, who it shares with"),
-    ("Tab", "next view: processes, mappings across the tree, who shares with whom"),
+    ("Tab", "next view: processes, mappings by name, who shares with whom"),
     ("s", "sort the flat list: RSS, PSS, USS, shared, swap, pid"),
     ("t", "tree or flat list"),
     ("p  Space", "pause or resume sampling"),

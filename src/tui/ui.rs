@@ -59,8 +59,10 @@ pub fn render(frame: &mut Frame, app: &App) {
         return;
     }
     let timeline = area.height >= 26;
+    // A narrow window puts the four headline figures on two lines.
+    let narrow = area.width < 60 || totals_line(app, &theme).width() > usize::from(area.width);
     let [header, body, chart, footer] = Layout::vertical([
-        Constraint::Length(4),
+        Constraint::Length(if narrow { 5 } else { 4 }),
         Constraint::Min(5),
         Constraint::Length(if timeline { 8 } else { 0 }),
         Constraint::Length(1),
@@ -102,6 +104,38 @@ fn age(at: Option<std::time::Instant>) -> String {
     }
 }
 
+/// The headline figures in short words, two lines, for windows under 60 columns.
+fn compact_totals<'a>(app: &App, theme: &Theme) -> Vec<Line<'a>> {
+    let Some(acc) = &app.accounting else { return vec![Line::from("waiting…")] };
+    let t = &acc.totals;
+    let uses = match (t.footprint, t.exact_ok().is_some()) {
+        (Some(f), true) => format!("{} exact", human_bytes(f)),
+        (Some(f), false) => format!("≈ {}", human_bytes(f)),
+        (None, _) => "n/a".to_string(),
+    };
+    let duplicated = match &t.dedup {
+        Some(Ok(d)) => human_bytes(d.total.duplicated),
+        _ => "n/a".to_string(),
+    };
+    vec![
+        Line::from(vec![
+            Span::raw("Σ RSS "),
+            Span::styled(human_opt(t.rss_sum), theme.bold()),
+            Span::raw("  uses "),
+            Span::styled(uses, theme.fg(Color::Green).add_modifier(Modifier::BOLD)),
+        ]),
+        Line::from(vec![
+            Span::raw("overcount "),
+            Span::styled(
+                t.overcount.map_or("n/a".to_string(), |o| format!("{o:.1}×")),
+                theme.bold(),
+            ),
+            Span::raw("  duplicated "),
+            Span::styled(duplicated, theme.bold()),
+        ]),
+    ]
+}
+
 /// The four headline figures: what a monitor shows, what the tree uses, the overcount, and
 /// the duplicated content.
 fn totals_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
@@ -138,19 +172,36 @@ fn totals_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
 }
 
 fn render_header(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
-    let mut status = vec![
-        Span::styled("memtree top", theme.bold()),
-        Span::raw(format!(" · {} · every {:.1}s", app.target, app.interval.as_secs_f64())),
-        Span::raw(format!(" · figures {}", age(app.updated_at))),
-    ];
-    if app.exact_at.is_some() {
-        status.push(Span::raw(format!(" · exact {}", age(app.exact_at))));
-    }
+    let mut status = vec![Span::styled("memtree top", theme.bold())];
     if app.paused {
+        // First, where a narrow window still shows it.
         status
             .push(Span::styled(" · PAUSED", theme.fg(Color::Yellow).add_modifier(Modifier::BOLD)));
     }
-    let mut lines = vec![Line::from(status), totals_line(app, theme)];
+    status.extend([
+        Span::raw(format!(" · {} · every {:.1}s", app.target, app.interval.as_secs_f64())),
+        Span::raw(format!(" · figures {}", age(app.updated_at))),
+    ]);
+    if app.exact_at.is_some() {
+        status.push(Span::raw(format!(" · exact {}", age(app.exact_at))));
+    }
+    let mut lines = vec![Line::from(status)];
+    let totals = totals_line(app, theme);
+    if area.width < 60 {
+        lines.extend(compact_totals(app, theme));
+    } else if totals.width() > usize::from(area.width) {
+        // Too narrow for one line: the four figures two by two.
+        let mut spans = totals.spans;
+        let mut second = spans.split_off(spans.len() / 2);
+        if let Some(label) = second.first_mut() {
+            let trimmed = label.content.trim_start_matches([' ', '│']).to_string();
+            label.content = trimmed.into();
+        }
+        lines.push(Line::from(spans));
+        lines.push(Line::from(second));
+    } else {
+        lines.push(totals);
+    }
     let note = if let Some(gone) = &app.target_gone {
         Some(Span::styled(
             format!("{gone}: these are its last figures (q to quit)"),
@@ -161,9 +212,11 @@ fn render_header(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     };
     if let Some(acc) = &app.accounting {
         let t = &acc.totals;
+        let narrow = area.width < 60;
         let mut info = format!(
-            "{} processes in {} {}",
+            "{} {} in {} {}",
             t.processes,
+            if t.processes == 1 { "process" } else { "processes" },
             acc.trees.len(),
             if acc.trees.len() == 1 { "tree" } else { "trees" }
         );
@@ -171,7 +224,11 @@ fn render_header(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             info.push_str(&format!(", {} unreadable", t.unreadable_count()));
         }
         if let Some(e) = t.exact_ok() {
-            info.push_str(&format!(", exiting frees {}", human_bytes(e.exclusive)));
+            let frees = if narrow { "frees" } else { "exiting frees" };
+            info.push_str(&format!(", {frees} {}", human_bytes(e.exclusive)));
+        }
+        if narrow {
+            info = info.replace(" processes in ", " processes, ");
         }
         lines.push(Line::from(info));
     }
@@ -220,17 +277,107 @@ fn bar<'a>(row: &ProcessRow, theme: &Theme) -> Line<'a> {
     Line::from(spans)
 }
 
+/// A table column: its title, its width (for the flexible name column, its minimum) and its
+/// priority (0: always shown; higher: dropped first when the table is too narrow).
+struct Column {
+    title: &'static str,
+    width: u16,
+    priority: u8,
+    flexible: bool,
+}
+
+const fn column(title: &'static str, width: u16, priority: u8) -> Column {
+    Column { title, width, priority, flexible: false }
+}
+
+const fn flexible(title: &'static str, width: u16) -> Column {
+    Column { title, width, priority: 0, flexible: true }
+}
+
+/// The columns that fit in `width` (a table's inner width, one space between columns), the
+/// least important dropped first: ratatui would otherwise shrink every column and cut the
+/// leading digits off the figures.
+fn fit(columns: &[Column], width: u16) -> Vec<usize> {
+    let mut keep: Vec<usize> = (0..columns.len()).collect();
+    loop {
+        let need: u16 = keep.iter().map(|&i| columns[i].width).sum::<u16>()
+            + keep.len().saturating_sub(1) as u16;
+        let drop = keep
+            .iter()
+            .enumerate()
+            .filter(|&(_, &i)| columns[i].priority > 0)
+            .max_by_key(|&(position, &i)| (columns[i].priority, position))
+            .map(|(position, _)| position);
+        match drop {
+            Some(position) if need > width => {
+                keep.remove(position);
+            }
+            _ => return keep,
+        }
+    }
+}
+
+/// The width the flexible column gets once the other kept columns have theirs.
+fn flexible_width(columns: &[Column], keep: &[usize], width: u16) -> usize {
+    let fixed: u16 =
+        keep.iter().filter(|&&i| !columns[i].flexible).map(|&i| columns[i].width).sum();
+    usize::from(width.saturating_sub(fixed + keep.len().saturating_sub(1) as u16))
+}
+
+/// `text` cut to `width` characters from the left, so a path keeps its file name:
+/// `…/libc.so.6`.
+fn tail(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width || width == 0 {
+        return text.to_string();
+    }
+    let skip = count - (width - 1);
+    format!("…{}", text.chars().skip(skip).collect::<String>())
+}
+
+/// A table of the kept `columns`: header, constraints, and each row's kept cells.
+fn fitted_table<'a>(
+    columns: &[Column],
+    keep: &[usize],
+    rows: Vec<Vec<Cell<'a>>>,
+    theme: &Theme,
+) -> Table<'a> {
+    let pick = |cells: Vec<Cell<'a>>| -> Vec<Cell<'a>> {
+        cells.into_iter().enumerate().filter(|(i, _)| keep.contains(i)).map(|(_, c)| c).collect()
+    };
+    let header = Row::new(keep.iter().map(|&i| Cell::from(columns[i].title))).style(theme.bold());
+    let widths: Vec<Constraint> = keep
+        .iter()
+        .map(|&i| {
+            let c = &columns[i];
+            if c.flexible { Constraint::Min(c.width) } else { Constraint::Length(c.width) }
+        })
+        .collect();
+    Table::new(rows.into_iter().map(|cells| Row::new(pick(cells))), widths)
+        .header(header)
+        .row_highlight_style(theme.selected())
+}
+
+const PROCESS_COLUMNS: [Column; 8] = [
+    column("PID", 7, 0),
+    flexible("NAME", 8),
+    column("RSS", 10, 0),
+    column("PSS", 10, 2),
+    column("USS", 10, 1),
+    column("SHARED", 10, 3),
+    column("SWAP", 8, 5),
+    column("RSS SPLIT", BAR as u16, 4),
+];
+
 fn render_processes(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let rows = app.rows();
     let exact = app.accounting.as_ref().is_some_and(|a| a.totals.exact_ok().is_some());
-    let header = Row::new(["PID", "NAME", "RSS", "PSS", "USS", "SHARED", "SWAP", "RSS SPLIT"])
-        .style(theme.bold());
-    let body: Vec<Row> = rows
+    let body: Vec<Vec<Cell>> = rows
         .iter()
         .map(|row| {
             let indent = if app.flat { String::new() } else { "  ".repeat(row.depth) };
             let name = format!("{indent}{}", row.name);
-            let cells: Vec<Cell> = match &row.figures {
+            match &row.figures {
                 Ok(f) => {
                     let mut cells = vec![Cell::from(row.pid.to_string()), Cell::from(name)];
                     for v in [f.rss, f.pss, f.uss, f.shared, f.swap] {
@@ -239,18 +386,21 @@ fn render_processes(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
                     cells.push(Cell::from(bar(row, theme)));
                     cells
                 }
-                Err(reason) => vec![
-                    Cell::from(row.pid.to_string()),
-                    Cell::from(name),
-                    Cell::from(Line::from("n/a").right_aligned()),
-                    Cell::from(""),
-                    Cell::from(""),
-                    Cell::from(""),
-                    Cell::from(""),
-                    Cell::from(Span::styled(reason.kind().to_string(), theme.fg(Color::Yellow))),
-                ],
-            };
-            Row::new(cells)
+                Err(reason) => {
+                    // The reason goes beside the name: the one column every width shows.
+                    let name = Line::from(vec![
+                        Span::raw(name),
+                        Span::styled(format!(" ({})", reason.kind()), theme.fg(Color::Yellow)),
+                    ]);
+                    let mut cells = vec![
+                        Cell::from(row.pid.to_string()),
+                        Cell::from(name),
+                        Cell::from(Line::from("n/a").right_aligned()),
+                    ];
+                    cells.extend((0..5).map(|_| Cell::from("")));
+                    cells
+                }
+            }
         })
         .collect();
     let mode = if app.flat { format!("flat, by {}", app.sort.name()) } else { "tree".to_string() };
@@ -259,30 +409,27 @@ fn render_processes(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     } else {
         " █ private ▓ shared "
     };
-    let table = Table::new(
-        body,
-        [
-            Constraint::Length(7),
-            Constraint::Min(12),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(8),
-            Constraint::Length(BAR as u16),
-        ],
-    )
-    .header(header)
-    .row_highlight_style(theme.selected())
-    .block(
-        Block::default()
-            .borders(Borders::ALL)
-            .title(format!(" {} [{mode}] ", View::Processes.title()))
-            .title_bottom(Line::from(legend).right_aligned()),
-    );
+    let keep = fit(&PROCESS_COLUMNS, area.width.saturating_sub(2));
+    let mut block = Block::default()
+        .borders(Borders::ALL)
+        .title(format!(" {} [{mode}] ", View::Processes.title()));
+    if keep.contains(&(PROCESS_COLUMNS.len() - 1)) {
+        block = block.title_bottom(Line::from(legend).right_aligned());
+    }
+    let table = fitted_table(&PROCESS_COLUMNS, &keep, body, theme).block(block);
     let mut state = TableState::default().with_selected(Some(app.selected));
     frame.render_stateful_widget(table, area, &mut state);
 }
+
+const MAPPING_COLUMNS: [Column; 7] = [
+    flexible("MAPPING", 16),
+    column("PROCS", 6, 5),
+    column("Σ RSS", 10, 0),
+    column("Σ PSS", 10, 1),
+    column("Σ USS", 10, 2),
+    column("IN TREE", 10, 3),
+    column("OUTSIDE", 10, 4),
+];
 
 fn render_mappings(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let block =
@@ -295,44 +442,28 @@ fn render_mappings(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         return;
     };
     let sharing = app.accounting.as_ref().and_then(|a| a.totals.exact_ok()).map(|e| &e.by_name);
-    let header = Row::new(["MAPPING", "PROCS", "Σ RSS", "Σ PSS", "Σ USS", "IN TREE", "OUTSIDE"])
-        .style(theme.bold());
-    let rows: Vec<Row> = groups
+    let keep = fit(&MAPPING_COLUMNS, area.width.saturating_sub(2));
+    let name_width = flexible_width(&MAPPING_COLUMNS, &keep, area.width.saturating_sub(2));
+    let rows: Vec<Vec<Cell>> = groups
         .iter()
         .map(|g| {
             let exact = sharing.and_then(|s| s.iter().find(|n| n.name == g.name));
-            Row::new(vec![
-                Cell::from(g.name.clone()),
+            let figure = |v: Option<u64>| {
+                Cell::from(Line::from(v.map_or("n/a".into(), human_bytes)).right_aligned())
+            };
+            vec![
+                Cell::from(tail(&g.name, name_width)),
                 Cell::from(Line::from(g.processes.to_string()).right_aligned()),
-                Cell::from(Line::from(human_bytes(g.rss_sum)).right_aligned()),
-                Cell::from(Line::from(human_bytes(g.pss_sum)).right_aligned()),
-                Cell::from(Line::from(human_bytes(g.uss_sum)).right_aligned()),
-                Cell::from(
-                    Line::from(exact.map_or("n/a".into(), |n| human_bytes(n.shared_in_tree)))
-                        .right_aligned(),
-                ),
-                Cell::from(
-                    Line::from(exact.map_or("n/a".into(), |n| human_bytes(n.shared_outside)))
-                        .right_aligned(),
-                ),
-            ])
+                figure(Some(g.rss_sum)),
+                figure(Some(g.pss_sum)),
+                figure(Some(g.uss_sum)),
+                // A name with no counted frame (vvar, vdso) shares nothing: 0, not unknown.
+                figure(exact.map(|n| n.shared_in_tree).or(sharing.map(|_| 0))),
+                figure(exact.map(|n| n.shared_outside).or(sharing.map(|_| 0))),
+            ]
         })
         .collect();
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(20),
-            Constraint::Length(6),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(10),
-            Constraint::Length(10),
-        ],
-    )
-    .header(header)
-    .row_highlight_style(theme.selected())
-    .block(block);
+    let table = fitted_table(&MAPPING_COLUMNS, &keep, rows, theme).block(block);
     let mut state = TableState::default().with_selected(Some(app.selected));
     frame.render_stateful_widget(table, area, &mut state);
 }
@@ -486,8 +617,18 @@ fn render_timeline(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             .style(theme.fg(Color::Cyan))
             .data(&pss),
     ];
+    // The legend goes in the title: ratatui hides its own legend box in a chart this short.
+    let title = Line::from(vec![
+        Span::raw(" Timeline (MiB): "),
+        Span::styled("━ Σ RSS (a monitor)", theme.fg(Color::Red)),
+        Span::raw("  "),
+        Span::styled("━ footprint", theme.fg(Color::Green)),
+        Span::raw("  "),
+        Span::styled("━ Σ PSS ", theme.fg(Color::Cyan)),
+    ]);
     let chart = Chart::new(datasets)
-        .block(Block::default().borders(Borders::ALL).title(" Timeline (MiB) "))
+        .legend_position(None)
+        .block(Block::default().borders(Borders::ALL).title(title))
         .x_axis(
             Axis::default()
                 .bounds([t0, t1])
@@ -663,10 +804,36 @@ mod tests {
         let mut app = app_with_data();
         app.apply(Action::NextView);
         let lines = draw(&app, 100, 24);
-        assert!(contains(&lines, "Mappings across the tree"));
+        assert!(contains(&lines, "Mappings by name"));
         app.apply(Action::NextView);
         let lines = draw(&app, 100, 24);
         assert!(contains(&lines, "needs physical pages (root)"));
+    }
+
+    #[test]
+    fn narrow_tables_drop_columns_not_digits() {
+        let mut app = app_with_data();
+        for (width, detail) in [(120, true), (80, false), (60, false), (40, false)] {
+            if detail != app.detail {
+                app.apply(Action::Detail);
+            }
+            let lines = draw(&app, width, 30);
+            let root = lines.iter().find(|l| l.starts_with("│100 ")).unwrap();
+            // The parent's RSS is 258 MiB: whole, never "58 MiB" or "iB".
+            assert!(root.contains(" 258 MiB"), "{width} wide: {root}");
+            assert!(!lines.iter().any(|l| l.contains("│iB") || l.contains(" iB")), "{lines:#?}");
+        }
+        let lines = draw(&app, 40, 10);
+        assert!(lines[1].contains("Σ RSS 1 GiB") && lines[1].contains("uses"), "{lines:#?}");
+        assert!(lines[2].contains("overcount 4.0×"), "{lines:#?}");
+        assert!(contains(&lines, "USS"), "RSS and USS fit in 40 columns: {lines:#?}");
+        let all = fit(&PROCESS_COLUMNS, 200);
+        assert_eq!(all.len(), PROCESS_COLUMNS.len());
+        let narrow = fit(&PROCESS_COLUMNS, 38);
+        let titles: Vec<_> = narrow.iter().map(|&i| PROCESS_COLUMNS[i].title).collect();
+        assert_eq!(titles, ["PID", "NAME", "RSS", "USS"]);
+        assert_eq!(tail("/usr/lib/x86_64-linux-gnu/libc.so.6", 10), "…libc.so.6");
+        assert_eq!(tail("[heap]", 10), "[heap]");
     }
 
     #[test]

@@ -17,7 +17,7 @@ fn bad(args: &[&str], expect: &str) {
 fn bad_input_is_one_line_and_status_2() {
     bad(&["report", "--pid", "abc"], "invalid value 'abc'");
     bad(&["report", "--pid"], "--pid");
-    bad(&["report", "--pid", "-5"], "-5");
+    bad(&["report", "--pid", "-5"], "invalid value '-5'");
     bad(&["report", "--pid", "999999999"], "no process with pid 999999999");
     bad(&["report", "--all", "--format", "yaml"], "possible values: table, json, markdown");
     bad(&["report", "--all", "--pid", "1"], "cannot be used with");

@@ -7,9 +7,16 @@ use std::time::{Duration, Instant};
 
 use super::support::memtree;
 
+/// tmux on a server of the tests' own, so a user's sessions are never touched.
+fn tmux() -> Command {
+    let mut cmd = Command::new("tmux");
+    cmd.args(["-L", "memtree-tests"]);
+    cmd
+}
+
 /// tmux must be there in CI (.ci/run installs it); elsewhere the test says so and skips.
 fn have_tmux() -> bool {
-    let ok = Command::new("tmux").arg("-V").output().is_ok_and(|o| o.status.success());
+    let ok = tmux().arg("-V").output().is_ok_and(|o| o.status.success());
     if !ok {
         assert!(std::env::var_os("CI").is_none(), "CI must have tmux (.ci/run installs it)");
         eprintln!("skipped: tmux is not installed");
@@ -36,7 +43,7 @@ impl Session {
             stty.display()
         );
         let name = format!("memtree-{name}-{}", std::process::id());
-        let status = Command::new("tmux")
+        let status = tmux()
             .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40", "sh", "-c", &script])
             .status()
             .unwrap();
@@ -45,14 +52,13 @@ impl Session {
     }
 
     fn screen(&self) -> String {
-        let out =
-            Command::new("tmux").args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
+        let out = tmux().args(["capture-pane", "-p", "-t", &self.name]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn keys(&self, keys: &[&str]) {
         for key in keys {
-            Command::new("tmux").args(["send-keys", "-t", &self.name, key]).status().unwrap();
+            tmux().args(["send-keys", "-t", &self.name, key]).status().unwrap();
             std::thread::sleep(Duration::from_millis(300));
         }
     }
@@ -87,7 +93,7 @@ impl Session {
 
     /// The pid of memtree (the shell's child in the pane).
     fn memtree_pid(&self) -> i32 {
-        let out = Command::new("tmux")
+        let out = tmux()
             .args(["display-message", "-p", "-t", &self.name, "#{pane_pid}"])
             .output()
             .unwrap();
@@ -105,7 +111,10 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        let _ = Command::new("tmux").args(["kill-session", "-t", &self.name]).status();
+        let _ = tmux()
+            .args(["kill-session", "-t", &self.name])
+            .stderr(std::process::Stdio::null())
+            .status();
     }
 }
 
@@ -206,7 +215,7 @@ fn closing_the_terminal_ends_top_and_its_workload() {
     let pid = s.memtree_pid();
     // The window closes: the terminal hangs up under memtree (crossterm alone would spin on it
     // at 100 % CPU forever).
-    Command::new("tmux").args(["kill-session", "-t", &s.name]).status().unwrap();
+    tmux().args(["kill-session", "-t", &s.name]).status().unwrap();
     assert!(gone(pid as u32), "memtree top outlived its terminal");
     for worker in workers {
         assert!(gone(worker), "worker {worker} left behind");

@@ -276,9 +276,9 @@ fn frame_of(entry: &PageEntry, table: &PfnTable) -> Option<usize> {
 /// An entry that is not a counted frame (swapped, the zero page).
 const NO_FRAME: u32 = u32::MAX;
 
-/// One process's share of the per-name figures: `(name, private, in tree, outside)`, the
+/// One process's share of the per-name figures: name → `(private, in tree, outside)`, the
 /// fractional bytes of frames mapped several times under the name split evenly.
-type NameShares<'a> = Vec<(&'a str, f64, f64, f64)>;
+type NameShares<'a> = HashMap<&'a str, (f64, f64, f64)>;
 
 /// Computes the exact figures of the tree made of `processes` (pid, pages).
 /// `want_pairs` false skips the pairwise sharing (its cost grows with the square of the
@@ -335,21 +335,17 @@ pub fn exact(
             process_figures(pages, frames, table, ws_ref, page_size, me)
         })
         .collect();
-    let mut names: HashMap<&str, NameSharing> = HashMap::new();
+    // Per name: the processes mapping it and the summed shares.
+    let mut names: HashMap<&str, (usize, f64, f64, f64)> = HashMap::new();
     let mut per_process = Vec::with_capacity(shares.len());
-    let mut sums: HashMap<&str, (f64, f64, f64)> = HashMap::new();
     for (me, process_shares) in shares {
         per_process.push(me);
-        for (name, private, in_tree, outside) in process_shares {
-            let entry = names.entry(name).or_insert_with(|| NameSharing {
-                name: name.to_string(),
-                ..NameSharing::default()
-            });
-            entry.processes += 1;
-            let sum = sums.entry(name).or_default();
-            sum.0 += private;
-            sum.1 += in_tree;
-            sum.2 += outside;
+        for (name, (private, in_tree, outside)) in process_shares {
+            let sum = names.entry(name).or_default();
+            sum.0 += 1;
+            sum.1 += private;
+            sum.2 += in_tree;
+            sum.3 += outside;
         }
     }
 
@@ -379,13 +375,13 @@ pub fn exact(
         totals.pairs = pairs(&sets, &frames_in_set, processes, page_size);
     }
     let mut by_name: Vec<NameSharing> = names
-        .into_values()
-        .map(|mut n| {
-            let (private, in_tree, outside) = sums[n.name.as_str()];
-            n.private = private.round() as u64;
-            n.shared_in_tree = in_tree.round() as u64;
-            n.shared_outside = outside.round() as u64;
-            n
+        .into_iter()
+        .map(|(name, (processes, private, in_tree, outside))| NameSharing {
+            name: name.to_string(),
+            processes,
+            private: private.round() as u64,
+            shared_in_tree: in_tree.round() as u64,
+            shared_outside: outside.round() as u64,
         })
         .filter(|n| n.private + n.shared_in_tree + n.shared_outside > 0)
         .collect();
@@ -407,7 +403,6 @@ fn process_figures<'a>(
     mut me: ExactProcess,
 ) -> (ExactProcess, NameShares<'a>) {
     let mut shares: HashMap<&str, (f64, f64, f64)> = HashMap::new();
-    let mut order: Vec<&str> = Vec::new();
     // PSS in 1/4096ths of a byte, as the kernel keeps it.
     let mut pss_fixed: u64 = 0;
     // Neighbouring pages usually have the same counts: the divisions are done once per change.
@@ -415,10 +410,7 @@ fn process_figures<'a>(
     let (mut pss_step, mut share) = (0u64, 0f64);
     for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
         let name = mapping.name();
-        let slot = shares.entry(name).or_insert_with(|| {
-            order.push(name);
-            (0.0, 0.0, 0.0)
-        });
+        let slot = shares.entry(name).or_default();
         for &frame in &frames[range.start as usize..range.end as usize] {
             if frame == NO_FRAME {
                 continue;
@@ -446,13 +438,6 @@ fn process_figures<'a>(
         }
     }
     me.pss = pss_fixed >> 12;
-    let shares = order
-        .into_iter()
-        .map(|name| {
-            let (private, in_tree, outside) = shares[name];
-            (name, private, in_tree, outside)
-        })
-        .collect();
     (me, shares)
 }
 

@@ -4,7 +4,10 @@
 //! Handlers (unlike ignored signals) are reset to the default by `exec`, so the commands
 //! memtree starts get the ordinary behaviour.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
@@ -39,18 +42,18 @@ pub fn take() -> Option<Signal> {
 /// for a main loop stuck in a write to a terminal that no longer drains. The process dies of
 /// the signal itself (default action), so children started with `PR_SET_PDEATHSIG` follow.
 pub struct Watchdog {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Watchdog {
-    pub fn start(grace: std::time::Duration) -> Watchdog {
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    pub fn start(grace: Duration) -> Watchdog {
+        let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut pending_since: Option<(i32, std::time::Instant)> = None;
+            let mut pending_since: Option<(i32, Instant)> = None;
             while !flag.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(100));
                 let signal = LAST_SIGNAL.load(Ordering::SeqCst);
                 pending_since = match pending_since {
                     _ if signal == 0 => None,
@@ -60,7 +63,7 @@ impl Watchdog {
                         }
                         Some((s, at))
                     }
-                    _ => Some((signal, std::time::Instant::now())),
+                    _ => Some((signal, Instant::now())),
                 };
             }
         });

@@ -267,43 +267,42 @@ impl Sampler {
     }
 
     /// kpagecount (and kpageflags `with_flags`) for the frames of `table`, read in contiguous
-    /// runs.
+    /// runs; the two files at once.
     pub fn read_pfn_table(
         &self,
         mut table: PfnTable,
         with_flags: bool,
     ) -> Result<PfnTable, Unreadable> {
-        let counts =
-            File::open(self.root().join("kpagecount")).map_err(|e| kpage_error("kpagecount", e))?;
         let pfns = table.pfns();
         let count = |value: u64| u32::try_from(value).unwrap_or(u32::MAX);
-        if with_flags {
-            let flags_file = File::open(self.root().join("kpageflags"))
-                .map_err(|e| kpage_error("kpageflags", e))?;
-            let mut flags = vec![0u8; pfns.len()];
-            let (counted, flagged) = rayon::join(
-                || read_table(&counts, &pfns, &mut table.mapcount, &count),
-                || read_table(&flags_file, &pfns, &mut flags, &compact_flags),
-            );
-            counted.map_err(|e| kpage_error("kpagecount", e))?;
-            flagged.map_err(|e| kpage_error("kpageflags", e))?;
-            table.flags = flags;
-        } else {
-            read_table(&counts, &pfns, &mut table.mapcount, &count)
-                .map_err(|e| kpage_error("kpagecount", e))?;
+        let (counts, flags) = rayon::join(
+            || self.read_kpage("kpagecount", &pfns, &count),
+            || with_flags.then(|| self.read_kpage("kpageflags", &pfns, &compact_flags)),
+        );
+        table.mapcount = counts?;
+        if let Some(flags) = flags {
+            table.flags = flags?;
         }
         Ok(table)
     }
 
     /// kpageflags for the frames of `table`, which has its counts already.
     pub fn read_flags(&self, table: &mut PfnTable) -> Result<(), Unreadable> {
-        let file =
-            File::open(self.root().join("kpageflags")).map_err(|e| kpage_error("kpageflags", e))?;
-        let mut flags = vec![0u8; table.len()];
-        read_table(&file, &table.pfns(), &mut flags, &compact_flags)
-            .map_err(|e| kpage_error("kpageflags", e))?;
-        table.flags = flags;
+        table.flags = self.read_kpage("kpageflags", &table.pfns(), &compact_flags)?;
         Ok(())
+    }
+
+    /// The values of `/proc/{what}` (kpagecount, kpageflags) for `pfns`, converted.
+    fn read_kpage<T: Send + Default + Clone>(
+        &self,
+        what: &str,
+        pfns: &[u64],
+        convert: &(impl Fn(u64) -> T + Sync),
+    ) -> Result<Vec<T>, Unreadable> {
+        let file = File::open(self.root().join(what)).map_err(|e| kpage_error(what, e))?;
+        let mut values = vec![T::default(); pfns.len()];
+        read_table(&file, pfns, &mut values, convert).map_err(|e| kpage_error(what, e))?;
+        Ok(values)
     }
 }
 

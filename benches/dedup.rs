@@ -9,9 +9,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use memtree::runner::spawn::RunningWorkload;
-use memtree::runner::workload::{Spec, Touch, Variant};
+use memtree::runner::spec::{Spec, Touch, Variant};
 use memtree::sampler::content::{RegionReader, WINDOW_BYTES, open_mem, plan};
-use memtree::sampler::{SampleOptions, Sampler};
+use memtree::sampler::{SampleOptions, Sampler, Session, Target};
 use rayon::prelude::*;
 
 fn env(name: &str, default: u64) -> u64 {
@@ -42,12 +42,13 @@ fn main() {
     let sampler = Sampler::live();
     let tree = sampler.descendants(&[workload.root]).unwrap();
     let exact = SampleOptions { exact: true, ..SampleOptions::default() };
+    let session = Session::new(sampler.clone(), Target::Pids(vec![workload.root]), exact);
     let page = memtree::sampler::page_size() as usize;
     let (mut read_only, mut dedup) = (Vec::new(), Vec::new());
     let mut bytes = 0u64;
     for _ in 0..runs {
         // Both start from the same exact snapshot; only the content pass is timed.
-        let mut snapshot = sampler.sample(&tree, exact);
+        let mut snapshot = session.read(&tree);
         sampler.sample_exact(&mut snapshot, true); // with kpageflags, as --dedup reads them
         let Some(Ok(table)) = &snapshot.pfn_table else { panic!("no frames") };
         let plans = plan(&snapshot, table);
@@ -69,7 +70,7 @@ fn main() {
         read_only.push(start.elapsed().as_secs_f64());
 
         let start = Instant::now();
-        sampler.sample_content(&mut snapshot);
+        sampler.sample_content(&mut snapshot, None);
         dedup.push(start.elapsed().as_secs_f64());
     }
     workload.stop().unwrap();

@@ -13,9 +13,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use memtree::model::{Grouping, account};
 use memtree::report::{Format, Meta, Style, Target, write_report};
-use memtree::sampler::{SampleOptions, Sampler};
+use memtree::sampler::{SampleOptions, Sampler, Session, Target as SessionTarget};
 use rayon::prelude::*;
 
 fn env(name: &str, default: u64) -> u64 {
@@ -111,13 +110,12 @@ fn exact_floor(pids: &[u32], buf: &mut Vec<u8>) {
 
 /// memtree's whole report path, in-process: walk, sample, account, JSON.
 fn memtree_report(root: u32, exact: bool) {
-    let sampler = Sampler::live();
-    let processes = sampler.descendants(&[root]).unwrap();
-    let snapshot = sampler.sample(&processes, SampleOptions { exact, ..SampleOptions::default() });
+    let options = SampleOptions { exact, ..SampleOptions::default() };
+    let mut session = Session::new(Sampler::live(), SessionTarget::Pids(vec![root]), options);
+    let accounting = session.round().unwrap().accounting;
     if exact {
-        assert!(matches!(snapshot.pfn_table, Some(Ok(_))), "--exact needs root");
+        assert!(accounting.totals.exact_ok().is_some(), "--exact needs root");
     }
-    let accounting = account(&snapshot, &Grouping::Roots(vec![root]));
     let meta = Meta { target: Target::Pids(vec![root]), run: None, source: "/proc".into() };
     write_report(&mut std::io::sink(), Format::Json, &accounting, &meta, Style::default()).unwrap();
 }

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use memtree::runner::spawn::RunningWorkload;
-use memtree::runner::workload::{Spec, Touch, Variant};
+use memtree::runner::spec::{Spec, Touch, Variant};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

@@ -1,5 +1,7 @@
-//! CLI layer: the command line (clap derive) and what each subcommand does with the sampler,
-//! the model and the report. Bad input becomes a [`UsageError`]: one line, exit status 2.
+//! CLI layer, the top: the command line (clap derive) and what each subcommand does. It may
+//! use every layer below (faces, runner, sampler, model); nothing uses it but `main`. The
+//! target of a command is resolved in [`target`]; each command's file wires a shared-sampler
+//! session to its face. Bad input becomes a [`UsageError`]: one line, exit status 2.
 
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
@@ -9,12 +11,14 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 mod report_cmd;
+pub mod target;
 mod top_cmd;
 mod workload_cmd;
 
 use crate::report::{Format, Style};
-use crate::runner::workload::{EventFormat, Spec, Touch, Variant};
-use crate::sampler::{ReadError, Sampler, capture};
+use crate::runner::spec::{Spec, Touch, Variant};
+use crate::runner::workload::EventFormat;
+use crate::sampler::{Sampler, capture};
 use crate::units;
 
 /// Bad input: printed as one line, exit status 2.
@@ -260,24 +264,10 @@ fn sampler_for(proc_root: Option<PathBuf>) -> Result<Sampler> {
     }
 }
 
-/// Maps a root that cannot be read to a one-line usage error.
-fn root_error(err: ReadError, pids: &[u32]) -> anyhow::Error {
-    match err {
-        ReadError::Vanished { path } => {
-            let pid = path
-                .parent()
-                .and_then(|p| p.file_name())
-                .and_then(|p| p.to_str())
-                .map_or_else(|| format!("{pids:?}"), str::to_string);
-            usage(format!("no process with pid {pid}"))
-        }
-        other => anyhow::Error::new(other).context("cannot read the target's process list"),
-    }
-}
-
 fn capture_cmd(args: CaptureArgs) -> Result<i32> {
     let sampler = Sampler::live();
-    let processes = sampler.descendants(&args.pids).map_err(|e| root_error(e, &args.pids))?;
+    let processes =
+        sampler.descendants(&args.pids).map_err(|e| target::root_error(e, &args.pids))?;
     let count = capture::capture(&sampler, &processes, &args.out)
         .with_context(|| format!("cannot write the capture to {}", args.out.display()))?;
     eprintln!("memtree: captured {count} processes into {}", args.out.display());

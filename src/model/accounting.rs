@@ -1,83 +1,723 @@
-//! Model layer: per-process figures derived from the raw smaps fields. Pure, no I/O.
-//!
-//! Definitions follow the kernel's (<https://docs.kernel.org/filesystems/proc.html>, "smaps").
-//! A figure whose inputs the kernel did not print is `None`, never 0.
+//! Model layer: a snapshot accounted — processes grouped into trees, per-process figures,
+//! tree totals, and mappings grouped by name across a tree (like librank). Pure: built from a
+//! [`Snapshot`] by [`account`], no I/O. Every face (report, dashboard) reads an [`Accounting`].
 
-use super::snapshot::SmapsFields;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-/// The memory figures of one process (or of one mapping), in bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Figures {
-    /// `Rss`: every resident page mapped, shared or not (what `top` RES and `ps` RSS show).
-    pub rss: Option<u64>,
-    /// `Pss`: each resident page divided by the number of processes mapping it.
-    pub pss: Option<u64>,
-    /// `Private_Clean + Private_Dirty`: pages no other process maps; freed when it exits.
-    pub uss: Option<u64>,
-    /// `Shared_Clean + Shared_Dirty`: pages at least one other process maps too.
-    pub shared: Option<u64>,
-    pub private_clean: Option<u64>,
-    pub private_dirty: Option<u64>,
-    pub shared_clean: Option<u64>,
-    pub shared_dirty: Option<u64>,
-    /// `Swap`: swapped-out anonymous pages.
-    pub swap: Option<u64>,
-    /// `SwapPss`: swap divided among the processes sharing each swap entry.
-    pub swap_pss: Option<u64>,
-    /// The kernel's split of `Pss` (smaps_rollup only, on newer kernels).
-    pub pss_anon: Option<u64>,
-    pub pss_file: Option<u64>,
-    pub pss_shmem: Option<u64>,
-    /// `Pss_Dirty` (newer kernels only).
-    pub pss_dirty: Option<u64>,
+use super::dedup::{self, DedupTotals, Duplication};
+use super::exact::{self, ExactProcess, ExactTotals, Workspace};
+use super::figures::Figures;
+use super::snapshot::{
+    ContentRaw, MappingRaw, PagesRaw, PfnTable, ProcessSample, Snapshot, Unreadable,
+};
+
+/// How the processes of a snapshot are grouped into trees.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grouping {
+    /// One tree per given root, in that order; a root inside another root's tree joins it.
+    Roots(Vec<u32>),
+    /// The whole machine: init alone, and one tree per child of init (and of pid 0: kthreadd).
+    Machine,
 }
 
-impl Figures {
-    pub fn from_fields(f: &SmapsFields) -> Self {
-        Figures {
-            rss: f.rss,
-            pss: f.pss,
-            uss: add(f.private_clean, f.private_dirty),
-            shared: add(f.shared_clean, f.shared_dirty),
-            private_clean: f.private_clean,
-            private_dirty: f.private_dirty,
-            shared_clean: f.shared_clean,
-            shared_dirty: f.shared_dirty,
-            swap: f.swap,
-            swap_pss: f.swap_pss,
-            pss_anon: f.pss_anon,
-            pss_file: f.pss_file,
-            pss_shmem: f.pss_shmem,
-            pss_dirty: f.pss_dirty,
+/// How `footprint` was obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FootprintMethod {
+    /// Σ pss + Σ swap_pss: a fair share, including fractions of pages shared with processes
+    /// outside the tree. An estimate.
+    PssEstimate,
+    /// Distinct physical frames mapped by the tree plus distinct swap entries (`--exact`).
+    Pagemap,
+}
+
+impl FootprintMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FootprintMethod::PssEstimate => "pss_estimate",
+            FootprintMethod::Pagemap => "pagemap",
         }
     }
 }
 
-/// Both or nothing: a sum with a missing term is missing.
-pub fn add(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    Some(a?.saturating_add(b?))
+/// A process's own highest figures over a run (`report -- CMD`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Peak {
+    pub rss: u64,
+    pub pss: u64,
+    pub uss: u64,
+}
+
+/// One mapping of one process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappingRow {
+    pub start: u64,
+    pub end: u64,
+    pub perms: String,
+    pub offset: u64,
+    pub name: String,
+    pub figures: Figures,
+    pub vm_flags: Vec<String>,
+}
+
+impl From<&MappingRaw> for MappingRow {
+    fn from(raw: &MappingRaw) -> Self {
+        MappingRow {
+            start: raw.start,
+            end: raw.end,
+            perms: raw.perms.clone(),
+            offset: raw.offset,
+            name: raw.name().to_string(),
+            figures: Figures::from_fields(&raw.fields),
+            vm_flags: raw.vm_flags.clone(),
+        }
+    }
+}
+
+/// One process of a tree, with its place in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcessRow {
+    pub pid: u32,
+    pub ppid: u32,
+    /// 0 for the tree's root.
+    pub depth: usize,
+    pub name: String,
+    pub uid: Option<u32>,
+    pub cmdline: Option<Vec<String>>,
+    pub figures: Result<Figures, Unreadable>,
+    /// With `--exact`: rss, pss, uss recomputed from the process's physical pages.
+    pub exact: Option<Result<ExactProcess, Unreadable>>,
+    /// With `--dedup`: the content this process holds that an earlier process of the tree (or
+    /// itself) already held.
+    pub dedup: Option<Result<Duplication, Unreadable>>,
+    pub peak: Option<Peak>,
+    pub mappings: Option<Result<Vec<MappingRow>, Unreadable>>,
+}
+
+/// A process's RSS split by who else maps its pages: the four segments of the dashboard's bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RssSplit {
+    /// Pages only this process maps, less the duplicated content among them.
+    pub private: u64,
+    /// Pages shared with other processes. With physical pages (`located`), only the ones every
+    /// other mapper of which is in the tree; without, every shared page.
+    pub shared_in_tree: u64,
+    /// Pages also mapped outside the tree (0 unless `located`).
+    pub shared_outside: u64,
+    /// Private pages whose content another page of the tree holds too (`--dedup`).
+    pub duplicated: u64,
+    /// Whether shared pages are told apart by where their other mappers are (exact figures).
+    pub located: bool,
+}
+
+impl ProcessRow {
+    /// The process's RSS split into [`RssSplit`]'s segments, if its figures were read.
+    pub fn rss_split(&self) -> Option<RssSplit> {
+        let f = self.figures.as_ref().ok()?;
+        let rss = f.rss?;
+        let duplicated =
+            self.dedup.as_ref().and_then(|d| d.as_ref().ok()).map_or(0, |d| d.duplicated);
+        Some(match self.exact.as_ref().and_then(|e| e.as_ref().ok()) {
+            Some(e) => RssSplit {
+                private: e.uss.saturating_sub(duplicated),
+                shared_in_tree: e.shared_in_tree,
+                shared_outside: e.shared_outside,
+                duplicated: duplicated.min(e.uss),
+                located: true,
+            },
+            None => RssSplit {
+                private: f.uss.unwrap_or(0),
+                shared_in_tree: f.shared.unwrap_or(rss),
+                shared_outside: 0,
+                duplicated: 0,
+                located: false,
+            },
+        })
+    }
+}
+
+/// A mapping name summed over the processes of a tree that map it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameGroup {
+    pub name: String,
+    /// Processes mapping it at least once.
+    pub processes: usize,
+    /// Mappings with that name, over all those processes.
+    pub mappings: usize,
+    pub rss_sum: u64,
+    pub pss_sum: u64,
+    pub uss_sum: u64,
+    pub swap_sum: u64,
+}
+
+/// Sums over the processes of a tree (or of several). Sums cover readable processes only;
+/// `unreadable` says how many were left out and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Totals {
+    pub processes: usize,
+    /// Processes whose memory could not be read, by reason kind (kernel threads not included).
+    pub unreadable: BTreeMap<&'static str, usize>,
+    /// Kernel threads: no address space, nothing to count.
+    pub kernel_threads: usize,
+    /// `None` when no process of the group could be read.
+    pub rss_sum: Option<u64>,
+    pub pss_sum: Option<u64>,
+    pub uss_sum: Option<u64>,
+    pub shared_sum: Option<u64>,
+    pub swap_sum: Option<u64>,
+    pub swap_pss_sum: Option<u64>,
+    pub footprint: Option<u64>,
+    pub footprint_method: FootprintMethod,
+    /// `rss_sum / footprint`.
+    pub overcount: Option<f64>,
+    /// With `--exact`: the figures from physical pages, or why there are none.
+    pub exact: Option<Result<ExactTotals, Unreadable>>,
+    /// With `--dedup`: duplicated and zero-filled content, or why there is none.
+    pub dedup: Option<Result<DedupTotals, Unreadable>>,
+}
+
+impl Totals {
+    pub fn of<'a>(figures: impl IntoIterator<Item = &'a Result<Figures, Unreadable>>) -> Self {
+        let mut totals = Totals {
+            processes: 0,
+            unreadable: BTreeMap::new(),
+            kernel_threads: 0,
+            rss_sum: None,
+            pss_sum: None,
+            uss_sum: None,
+            shared_sum: None,
+            swap_sum: None,
+            swap_pss_sum: None,
+            footprint: None,
+            footprint_method: FootprintMethod::PssEstimate,
+            overcount: None,
+            exact: None,
+            dedup: None,
+        };
+        for entry in figures {
+            totals.processes += 1;
+            match entry {
+                Ok(f) => {
+                    accumulate(&mut totals.rss_sum, f.rss);
+                    accumulate(&mut totals.pss_sum, f.pss);
+                    accumulate(&mut totals.uss_sum, f.uss);
+                    accumulate(&mut totals.shared_sum, f.shared);
+                    accumulate(&mut totals.swap_sum, f.swap);
+                    accumulate(&mut totals.swap_pss_sum, f.swap_pss);
+                }
+                Err(Unreadable::NoAddressSpace) => totals.kernel_threads += 1,
+                Err(reason) => *totals.unreadable.entry(reason.kind()).or_default() += 1,
+            }
+        }
+        totals.footprint = totals.pss_sum.map(|pss| pss + totals.swap_pss_sum.unwrap_or(0));
+        totals.set_overcount();
+        totals
+    }
+
+    fn set_overcount(&mut self) {
+        self.overcount = match (self.rss_sum, self.footprint) {
+            (Some(rss), Some(footprint)) if footprint > 0 => Some(rss as f64 / footprint as f64),
+            _ => None,
+        };
+    }
+
+    /// Takes the exact figures: the footprint becomes the count of distinct frames.
+    pub fn set_exact(&mut self, exact: Result<ExactTotals, Unreadable>) {
+        if let Ok(e) = &exact {
+            self.footprint = Some(e.footprint);
+            self.footprint_method = FootprintMethod::Pagemap;
+            self.set_overcount();
+        }
+        self.exact = Some(exact);
+    }
+
+    /// The exact figures when they were computed.
+    pub fn exact_ok(&self) -> Option<&ExactTotals> {
+        self.exact.as_ref()?.as_ref().ok()
+    }
+
+    /// The duplication figures when they were computed.
+    pub fn dedup_ok(&self) -> Option<&DedupTotals> {
+        self.dedup.as_ref()?.as_ref().ok()
+    }
+
+    /// Processes left out of the sums (kernel threads excluded: they have no memory).
+    pub fn unreadable_count(&self) -> usize {
+        self.unreadable.values().sum()
+    }
+
+    /// Processes whose figures the sums include.
+    pub fn readable(&self) -> usize {
+        self.processes - self.unreadable_count() - self.kernel_threads
+    }
+}
+
+/// Adds `value` to a running sum that starts absent. A readable process missing the key (an
+/// older kernel) leaves the sum as it is; the sum stays `None` only if no process had it.
+fn accumulate(sum: &mut Option<u64>, value: Option<u64>) {
+    if let Some(v) = value {
+        *sum = Some(sum.unwrap_or(0) + v);
+    }
+}
+
+/// One process tree of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tree {
+    pub root_pid: u32,
+    pub name: String,
+    /// Depth-first, parents before children, siblings by pid.
+    pub processes: Vec<ProcessRow>,
+    pub totals: Totals,
+    /// With `--mappings`: names by Σ rss, largest first.
+    pub mappings_by_name: Option<Vec<NameGroup>>,
+}
+
+/// Everything the report and the dashboard show about one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accounting {
+    pub taken_at_unix: f64,
+    pub privileged: bool,
+    pub trees: Vec<Tree>,
+    /// Over every tree.
+    pub totals: Totals,
+    pub mappings_by_name: Option<Vec<NameGroup>>,
+}
+
+impl Accounting {
+    pub fn processes(&self) -> impl Iterator<Item = &ProcessRow> {
+        self.trees.iter().flat_map(|t| t.processes.iter())
+    }
+
+    /// The tree a process belongs to.
+    pub fn tree_of(&self, pid: u32) -> Option<&Tree> {
+        self.trees.iter().find(|t| t.processes.iter().any(|p| p.pid == pid))
+    }
+
+    /// Puts the exact and duplication figures of an earlier accounting of the same target on
+    /// this one, which did not compute its own (the costly passes run less often than the
+    /// cheap ones): per process by pid, per tree by root.
+    pub fn carry_exact_from(&mut self, earlier: &Accounting) {
+        let rows: HashMap<u32, &ProcessRow> = earlier.processes().map(|p| (p.pid, p)).collect();
+        for tree in &mut self.trees {
+            for row in &mut tree.processes {
+                if let Some(old) = rows.get(&row.pid) {
+                    row.exact = old.exact.clone();
+                    row.dedup = old.dedup.clone();
+                }
+            }
+            if let Some(old) = earlier.trees.iter().find(|t| t.root_pid == tree.root_pid) {
+                if let Some(e) = old.totals.exact.clone() {
+                    tree.totals.set_exact(e);
+                }
+                tree.totals.dedup = old.totals.dedup.clone();
+            }
+        }
+        if let Some(e) = earlier.totals.exact.clone() {
+            self.totals.set_exact(e);
+        }
+        self.totals.dedup = earlier.totals.dedup.clone();
+    }
+
+    /// Sets each process's own peak (from a run's history).
+    pub fn set_peaks(&mut self, peaks: &HashMap<u32, Peak>) {
+        for tree in &mut self.trees {
+            for row in &mut tree.processes {
+                row.peak = peaks.get(&row.pid).copied();
+            }
+        }
+    }
+}
+
+/// Accounts a snapshot: per-process figures, trees, totals, mapping names.
+pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
+    let by_pid: HashMap<u32, &ProcessSample> =
+        snapshot.processes.iter().map(|p| (p.pid, p)).collect();
+    let roots: Vec<u32> = match grouping {
+        Grouping::Roots(roots) => {
+            let mut seen = HashSet::new();
+            let given: Vec<u32> = roots
+                .iter()
+                .copied()
+                .filter(|r| by_pid.contains_key(r) && seen.insert(*r))
+                .collect();
+            // A root inside another root's tree is part of that tree.
+            let all: HashSet<u32> = given.iter().copied().collect();
+            given
+                .into_iter()
+                .filter(|&r| {
+                    let parent = by_pid[&r].ppid;
+                    parent == r || nearest_root(parent, &by_pid, &all).is_none()
+                })
+                .collect()
+        }
+        Grouping::Machine => {
+            let mut roots: Vec<u32> = snapshot
+                .processes
+                .iter()
+                .filter(|p| p.ppid <= 1 || !by_pid.contains_key(&p.ppid))
+                .map(|p| p.pid)
+                .collect();
+            roots.sort_unstable();
+            roots
+        }
+    };
+    let root_set: HashSet<u32> = roots.iter().copied().collect();
+
+    // Each process joins the tree of its nearest ancestor that is a root.
+    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    for p in &snapshot.processes {
+        if let Some(root) = nearest_root(p.pid, &by_pid, &root_set) {
+            members.entry(root).or_default().push(p.pid);
+        }
+    }
+    let top_roots: Vec<u32> = roots.into_iter().filter(|r| members.contains_key(r)).collect();
+
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for p in &snapshot.processes {
+        children.entry(p.ppid).or_default().push(p.pid);
+    }
+    for list in children.values_mut() {
+        list.sort_unstable();
+    }
+
+    let mut ws = Workspace::default();
+    let mut trees: Vec<Tree> = top_roots
+        .iter()
+        .map(|&root| {
+            let in_tree: HashSet<u32> = members[&root].iter().copied().collect();
+            let mut processes = Vec::with_capacity(in_tree.len());
+            let mut stack = vec![(root, 0usize)];
+            while let Some((pid, depth)) = stack.pop() {
+                processes.push(process_row(by_pid[&pid], depth));
+                if let Some(kids) = children.get(&pid) {
+                    for &kid in kids.iter().rev() {
+                        // A pid that is a root of its own tree is not repeated here.
+                        if in_tree.contains(&kid) && kid != root && !root_set.contains(&kid) {
+                            stack.push((kid, depth + 1));
+                        }
+                    }
+                }
+            }
+            let mut totals = Totals::of(processes.iter().map(|p| &p.figures));
+            if let Some(table) = &snapshot.pfn_table {
+                let page_size = snapshot.page_size;
+                let exact = account_exact(&mut processes, &by_pid, table, page_size, &mut ws, true);
+                totals.set_exact(exact);
+            }
+            if snapshot.processes.iter().any(|p| p.content.is_some()) {
+                totals.dedup = Some(account_dedup(&mut processes, &by_pid));
+            }
+            let mappings_by_name = group_by_name(&processes);
+            Tree {
+                root_pid: root,
+                name: by_pid[&root].name.clone(),
+                processes,
+                totals,
+                mappings_by_name,
+            }
+        })
+        .collect();
+
+    if *grouping == Grouping::Machine {
+        trees.sort_by_key(|t| std::cmp::Reverse(t.totals.footprint));
+    }
+    let mut totals = Totals::of(trees.iter().flat_map(|t| t.processes.iter().map(|p| &p.figures)));
+    if let Some(table) = &snapshot.pfn_table {
+        let exact = if trees.len() == 1 {
+            trees[0].totals.exact.clone().expect("set above")
+        } else {
+            // Every tree together, without pairs (see `exact::exact`).
+            let mut all: Vec<ProcessRow> = trees.iter().flat_map(|t| t.processes.clone()).collect();
+            account_exact(&mut all, &by_pid, table, snapshot.page_size, &mut ws, false)
+        };
+        totals.set_exact(exact);
+    }
+    if snapshot.processes.iter().any(|p| p.content.is_some()) {
+        totals.dedup = Some(if trees.len() == 1 {
+            trees[0].totals.dedup.clone().expect("set above")
+        } else {
+            let mut all: Vec<ProcessRow> = trees.iter().flat_map(|t| t.processes.clone()).collect();
+            account_dedup(&mut all, &by_pid)
+        });
+    }
+    let all_rows: Vec<&ProcessRow> = trees.iter().flat_map(|t| &t.processes).collect();
+    let mappings_by_name = group_by_name_refs(&all_rows);
+    Accounting {
+        taken_at_unix: snapshot.taken_at_unix,
+        privileged: snapshot.privileged,
+        trees,
+        totals,
+        mappings_by_name,
+    }
+}
+
+/// The exact figures of the processes in `rows`, each row given its own.
+fn account_exact(
+    rows: &mut [ProcessRow],
+    by_pid: &HashMap<u32, &ProcessSample>,
+    table: &Result<PfnTable, Unreadable>,
+    page_size: u64,
+    ws: &mut Workspace,
+    want_pairs: bool,
+) -> Result<ExactTotals, Unreadable> {
+    let table = match table {
+        Ok(table) => table,
+        Err(reason) => {
+            for row in rows.iter_mut() {
+                row.exact = Some(Err(reason.clone()));
+            }
+            return Err(reason.clone());
+        }
+    };
+    let mut readable = Vec::new();
+    for (index, row) in rows.iter().enumerate() {
+        if let Some(Ok(pages)) = by_pid.get(&row.pid).and_then(|p| p.pages.as_ref()) {
+            readable.push((index, row.pid, pages));
+        }
+    }
+    let input: Vec<(u32, &PagesRaw)> =
+        readable.iter().map(|(_, pid, pages)| (*pid, *pages)).collect();
+    let (totals, per) = exact::exact(&input, table, page_size, ws, want_pairs);
+    for row in rows.iter_mut() {
+        let sample = by_pid.get(&row.pid).and_then(|p| p.pages.as_ref());
+        row.exact = Some(match sample {
+            Some(Err(reason)) => Err(reason.clone()),
+            _ => Err(Unreadable::Vanished("exited before its pages were read".into())),
+        });
+    }
+    for ((index, _, _), figures) in readable.iter().zip(per) {
+        rows[*index].exact = Some(Ok(figures));
+    }
+    Ok(totals)
+}
+
+/// Duplicated content over `rows` (in order: the first holder of a content is its original).
+fn account_dedup(
+    rows: &mut [ProcessRow],
+    by_pid: &HashMap<u32, &ProcessSample>,
+) -> Result<DedupTotals, Unreadable> {
+    let mut input = Vec::new();
+    let mut names: Vec<Vec<String>> = Vec::new();
+    let mut indexes = Vec::new();
+    let mut refused = None;
+    for (index, row) in rows.iter_mut().enumerate() {
+        let sample = by_pid.get(&row.pid);
+        match sample.and_then(|p| p.content.as_ref()) {
+            Some(Ok(content)) => {
+                let pages = sample.and_then(|p| p.pages.as_ref()).and_then(|p| p.as_ref().ok());
+                names.push(pages.map_or_else(Vec::new, |p| {
+                    p.mappings.iter().map(|m| m.name().to_string()).collect()
+                }));
+                input.push(content);
+                indexes.push(index);
+            }
+            Some(Err(reason)) => {
+                refused.get_or_insert_with(|| reason.clone());
+                row.dedup = Some(Err(reason.clone()));
+            }
+            None => {
+                row.dedup = Some(Err(Unreadable::Vanished("exited before it was read".into())));
+            }
+        }
+    }
+    if input.is_empty()
+        && let Some(reason) = refused
+    {
+        return Err(reason);
+    }
+    let pairs: Vec<(&[String], &ContentRaw)> = names.iter().map(Vec::as_slice).zip(input).collect();
+    let (totals, per) = dedup::account(&pairs);
+    for (index, d) in indexes.into_iter().zip(per) {
+        rows[index].dedup = Some(Ok(d));
+    }
+    Ok(totals)
+}
+
+fn nearest_root(
+    pid: u32,
+    by_pid: &HashMap<u32, &ProcessSample>,
+    roots: &HashSet<u32>,
+) -> Option<u32> {
+    let mut current = pid;
+    // Bounded: a ppid cycle cannot happen in the kernel, but a hand-made capture could hold one.
+    for _ in 0..=by_pid.len() {
+        if roots.contains(&current) {
+            return Some(current);
+        }
+        current = by_pid.get(&current)?.ppid;
+    }
+    None
+}
+
+fn process_row(sample: &ProcessSample, depth: usize) -> ProcessRow {
+    ProcessRow {
+        pid: sample.pid,
+        ppid: sample.ppid,
+        depth,
+        name: sample.name.clone(),
+        uid: sample.uid,
+        cmdline: sample.cmdline.clone(),
+        figures: sample.rollup.as_ref().map(Figures::from_fields).map_err(Clone::clone),
+        exact: None,
+        dedup: None,
+        peak: None,
+        mappings: sample.mappings.as_ref().map(|m| {
+            m.as_ref().map(|maps| maps.iter().map(MappingRow::from).collect()).map_err(Clone::clone)
+        }),
+    }
+}
+
+fn group_by_name(rows: &[ProcessRow]) -> Option<Vec<NameGroup>> {
+    group_by_name_refs(&rows.iter().collect::<Vec<_>>())
+}
+
+/// `None` unless some process carries mappings (`--mappings` was asked for).
+fn group_by_name_refs(rows: &[&ProcessRow]) -> Option<Vec<NameGroup>> {
+    if rows.iter().all(|r| r.mappings.is_none()) {
+        return None;
+    }
+    let mut groups: HashMap<&str, (NameGroup, Option<u32>)> = HashMap::new();
+    for row in rows {
+        let Some(Ok(mappings)) = &row.mappings else { continue };
+        for m in mappings {
+            let (group, last_pid) = groups.entry(&m.name).or_insert_with(|| {
+                let group = NameGroup {
+                    name: m.name.clone(),
+                    processes: 0,
+                    mappings: 0,
+                    rss_sum: 0,
+                    pss_sum: 0,
+                    uss_sum: 0,
+                    swap_sum: 0,
+                };
+                (group, None)
+            });
+            if *last_pid != Some(row.pid) {
+                group.processes += 1;
+                *last_pid = Some(row.pid);
+            }
+            group.mappings += 1;
+            group.rss_sum += m.figures.rss.unwrap_or(0);
+            group.pss_sum += m.figures.pss.unwrap_or(0);
+            group.uss_sum += m.figures.uss.unwrap_or(0);
+            group.swap_sum += m.figures.swap.unwrap_or(0);
+        }
+    }
+    let mut list: Vec<NameGroup> = groups.into_values().map(|(g, _)| g).collect();
+    list.sort_by(|a, b| b.rss_sum.cmp(&a.rss_sum).then_with(|| a.name.cmp(&b.name)));
+    Some(list)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::testing::{mapping, process, snapshot};
+
+    fn sample(pid: u32, ppid: u32, rss_kib: u64, pss_kib: u64, private_kib: u64) -> ProcessSample {
+        process(pid, ppid).figures(rss_kib * 1024, pss_kib * 1024, private_kib * 1024).build()
+    }
 
     #[test]
-    fn uss_and_shared_are_sums_and_missing_stays_missing() {
-        let fields = SmapsFields {
-            rss: Some(100),
-            pss: Some(60),
-            private_clean: Some(10),
-            private_dirty: Some(30),
-            shared_clean: Some(50),
-            shared_dirty: Some(10),
-            ..SmapsFields::default()
-        };
-        let f = Figures::from_fields(&fields);
-        assert_eq!(f.uss, Some(40));
-        assert_eq!(f.shared, Some(60));
-        assert_eq!(f.pss_anon, None);
-        let partial = SmapsFields { private_clean: Some(10), ..SmapsFields::default() };
-        assert_eq!(Figures::from_fields(&partial).uss, None);
+    fn tree_order_depth_and_totals() {
+        // 10 ─┬─ 11 ── 13
+        //     └─ 12
+        let snap = snapshot(vec![
+            sample(13, 11, 100, 40, 10),
+            sample(10, 1, 100, 40, 10),
+            sample(12, 10, 100, 40, 10),
+            sample(11, 10, 100, 40, 10),
+            sample(99, 1, 500, 500, 500),
+        ]);
+        let acc = account(&snap, &Grouping::Roots(vec![10]));
+        assert_eq!(acc.trees.len(), 1);
+        let order: Vec<(u32, usize)> =
+            acc.trees[0].processes.iter().map(|p| (p.pid, p.depth)).collect();
+        assert_eq!(order, [(10, 0), (11, 1), (13, 2), (12, 1)]);
+        let t = &acc.trees[0].totals;
+        assert_eq!(t.processes, 4);
+        assert_eq!(t.rss_sum, Some(400 * 1024));
+        assert_eq!(t.pss_sum, Some(160 * 1024));
+        assert_eq!(t.footprint, Some(160 * 1024));
+        assert_eq!(t.overcount, Some(2.5));
+    }
+
+    #[test]
+    fn nested_root_joins_the_outer_tree_and_machine_groups_by_init_children() {
+        let snap = snapshot(vec![
+            sample(1, 0, 10, 10, 10),
+            sample(10, 1, 100, 40, 10),
+            sample(11, 10, 100, 40, 10),
+            sample(20, 1, 300, 300, 300),
+        ]);
+        let acc = account(&snap, &Grouping::Roots(vec![10, 11]));
+        assert_eq!(acc.trees.len(), 1);
+        assert_eq!(acc.trees[0].processes.len(), 2);
+
+        let machine = account(&snap, &Grouping::Machine);
+        let roots: Vec<u32> = machine.trees.iter().map(|t| t.root_pid).collect();
+        // Largest footprint first; init is a tree of its own.
+        assert_eq!(roots, [20, 10, 1]);
+        assert_eq!(machine.totals.processes, 4);
+        assert_eq!(machine.totals.rss_sum, Some(510 * 1024));
+    }
+
+    #[test]
+    fn unreadable_processes_are_counted_not_summed() {
+        let denied = process(11, 10).unreadable(Unreadable::PermissionDenied("x".into())).build();
+        let kthread = process(12, 10).unreadable(Unreadable::NoAddressSpace).build();
+        let snap = snapshot(vec![sample(10, 1, 100, 40, 10), denied, kthread]);
+        let acc = account(&snap, &Grouping::Roots(vec![10]));
+        let t = &acc.totals;
+        assert_eq!(t.processes, 3);
+        assert_eq!(t.unreadable_count(), 1);
+        assert_eq!(t.unreadable.get("permission denied"), Some(&1));
+        assert_eq!(t.kernel_threads, 1);
+        assert_eq!(t.readable(), 1);
+        assert_eq!(t.rss_sum, Some(100 * 1024));
+
+        let only_denied = process(10, 1).unreadable(Unreadable::Vanished("gone".into())).build();
+        let acc = account(&snapshot(vec![only_denied]), &Grouping::Roots(vec![10]));
+        assert_eq!(acc.totals.rss_sum, None);
+        assert_eq!(acc.totals.footprint, None);
+        assert_eq!(acc.totals.overcount, None);
+    }
+
+    #[test]
+    fn mappings_group_by_name_across_processes() {
+        let a =
+            process(10, 1).mappings(vec![mapping("/lib/libc", 8192), mapping("/lib/libc", 4096)]);
+        let b = process(11, 10).mappings(vec![mapping("/lib/libc", 8192), mapping("", 40960)]);
+        let (a, b) = (a.build(), b.build());
+        let acc = account(&snapshot(vec![a, b]), &Grouping::Roots(vec![10]));
+        let groups = acc.trees[0].mappings_by_name.as_ref().unwrap();
+        assert_eq!(groups[0].name, "[anon]");
+        assert_eq!(groups[1].name, "/lib/libc");
+        assert_eq!(groups[1].processes, 2);
+        assert_eq!(groups[1].mappings, 3);
+        assert_eq!(groups[1].rss_sum, 20480);
+        assert_eq!(groups[1].pss_sum, 10240);
+    }
+
+    #[test]
+    fn rss_split_without_pages_is_private_and_one_shared_lump() {
+        let row = process_row(&process(10, 1).figures(100, 40, 30).build(), 0);
+        let split = row.rss_split().unwrap();
+        assert_eq!((split.private, split.shared_in_tree, split.shared_outside), (30, 70, 0));
+        assert!(!split.located);
+        let denied = process(11, 1).unreadable(Unreadable::PermissionDenied("x".into())).build();
+        assert_eq!(process_row(&denied, 0).rss_split(), None);
+    }
+
+    #[test]
+    fn exact_figures_carry_over_to_a_round_without_them() {
+        let snap = snapshot(vec![sample(10, 1, 100, 40, 10), sample(11, 10, 100, 40, 10)]);
+        let mut earlier = account(&snap, &Grouping::Roots(vec![10]));
+        let exact = ExactTotals { footprint: 50 * 1024, exclusive: 7, ..ExactTotals::default() };
+        earlier.trees[0].totals.set_exact(Ok(exact.clone()));
+        earlier.totals.set_exact(Ok(exact));
+        let mut now = account(&snap, &Grouping::Roots(vec![10]));
+        now.carry_exact_from(&earlier);
+        assert_eq!(now.totals.footprint, Some(50 * 1024), "the exact footprint, not the PSS one");
+        assert_eq!(now.totals.overcount, Some(4.0));
+        assert_eq!(now.trees[0].totals.exact_ok().map(|e| e.exclusive), Some(7));
     }
 }

@@ -28,6 +28,8 @@ use std::collections::HashMap;
 
 use twox_hash::XxHash3_64;
 
+use super::snapshot::{Chunk, ContentRaw};
+
 /// No boundary before this many bytes of a chunk.
 pub const MIN_CHUNK: usize = 7 * 1024;
 /// The stretch after `MIN_CHUNK` whose anchors compete: on random bytes, 8 of them, and chunks
@@ -58,13 +60,6 @@ const GEAR: [u64; 256] = {
     }
     table
 };
-
-/// One chunk: the xxh3 of its bytes and its length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Chunk {
-    pub hash: u64,
-    pub len: u32,
-}
 
 /// Where the chunk that starts at `data[0]` ends. `None` means `data` does not tell yet (more
 /// bytes of the same run are coming); with `last`, the run ends with `data` and there is always
@@ -216,19 +211,6 @@ pub fn chunks(data: &[u8], last: bool, mut out: impl FnMut(Chunk)) -> usize {
         start += len;
     }
     start
-}
-
-/// What the content scan of one process found: its chunks (in address order, each tagged with
-/// the index of its mapping), the zero-filled pages per mapping, and what could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ContentRaw {
-    pub chunks: Vec<(Chunk, u32)>,
-    /// `(mapping index, bytes)` of pages that are all zeros.
-    pub zero_filled: Vec<(u32, u64)>,
-    /// Bytes hashed (zero-filled pages included).
-    pub scanned: u64,
-    /// Bytes that vanished between the page walk and the read.
-    pub unread: u64,
 }
 
 /// Duplicated and zero-filled bytes.

@@ -10,126 +10,10 @@
 //! frame of RAM plus about 11 bytes per frame of the tree (docs/exact.md).
 
 use std::collections::{HashMap, HashSet};
-use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::snapshot::MappingRaw;
-
-/// Pagemap bits the model needs (the sampler documents the format).
-const PFN_MASK: u64 = (1 << 55) - 1;
-const SWAPPED: u64 = 1 << 62;
-const PRESENT: u64 = 1 << 63;
-
-/// One pagemap entry that is present or swapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PageEntry {
-    pub vaddr: u64,
-    /// The raw 64-bit pagemap entry.
-    pub raw: u64,
-}
-
-impl PageEntry {
-    pub fn pfn(&self) -> Option<u64> {
-        (self.raw & PRESENT != 0).then_some(self.raw & PFN_MASK)
-    }
-
-    /// The swap entry (type and offset), when the page is swapped out.
-    pub fn swap_entry(&self) -> Option<u64> {
-        (self.raw & PRESENT == 0 && self.raw & SWAPPED != 0).then_some(self.raw & PFN_MASK)
-    }
-}
-
-/// The pages of one process: its mappings (`/proc/PID/maps`), and for each mapping the range of
-/// its present or swapped entries in `entries`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PagesRaw {
-    pub mappings: Vec<MappingRaw>,
-    pub entries: Vec<PageEntry>,
-    pub ranges: Vec<Range<u32>>,
-}
-
-/// Compact kpageflags, one byte per frame.
-pub mod flags {
-    /// The frame's kpageflags were read.
-    pub const READ: u8 = 1;
-    /// The shared zero page: not memory anyone uses (RSS does not count it either).
-    pub const ZERO_PAGE: u8 = 2;
-    pub const THP: u8 = 4;
-    pub const KSM: u8 = 8;
-    pub const ANON: u8 = 16;
-    pub const HUGETLB: u8 = 32;
-    /// Backed by swap (anonymous or shared memory), not by a file.
-    pub const SWAPBACKED: u8 = 64;
-}
-
-/// `/proc/kpagecount` (and `/proc/kpageflags` with `--dedup`) for the distinct frames of a
-/// tree.
-///
-/// The frames are a bitmap over every frame of the machine (one bit per 4 KiB of RAM) with a
-/// running count of set bits per 64 frames, so a frame's dense index — its rank among the
-/// tree's frames — is two loads and a popcount. Every per-frame table (here and in
-/// [`Workspace`]) is indexed densely: a 2 GiB tree's tables are a few hundred KiB that stay in
-/// cache, where PFN-indexed tables would be tens of MB, touched at random and faulted in page
-/// by page.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PfnTable {
-    /// Bit `pfn` set for every frame of the tree.
-    present: Vec<u64>,
-    /// Frames of the tree below each 64-frame word of `present`.
-    rank: Vec<u32>,
-    /// How many times each frame is mapped, machine-wide (0: not counted memory, see
-    /// [`frame_of`]), by dense index.
-    pub mapcount: Vec<u32>,
-    /// Compact kpageflags by dense index; empty when they were not read (only `--dedup` needs
-    /// them).
-    pub flags: Vec<u8>,
-}
-
-impl PfnTable {
-    /// A table for the frames set in `present`, with zero counts and no flags.
-    pub fn new(present: Vec<u64>) -> Self {
-        let mut rank = Vec::with_capacity(present.len());
-        let mut below = 0u32;
-        for word in &present {
-            rank.push(below);
-            below += word.count_ones();
-        }
-        PfnTable { present, rank, mapcount: vec![0; below as usize], flags: Vec::new() }
-    }
-
-    /// The frames, ascending.
-    pub fn pfns(&self) -> Vec<u64> {
-        let mut out = Vec::with_capacity(self.mapcount.len());
-        for (index, &word) in self.present.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                out.push(index as u64 * 64 + u64::from(bits.trailing_zeros()));
-                bits &= bits - 1;
-            }
-        }
-        out
-    }
-
-    /// The number of frames.
-    pub fn len(&self) -> usize {
-        self.mapcount.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.mapcount.is_empty()
-    }
-
-    /// The dense index of `pfn`, if it is one of the table's frames.
-    #[inline]
-    pub fn index(&self, pfn: u64) -> Option<usize> {
-        let word = *self.present.get(usize::try_from(pfn / 64).ok()?)?;
-        let bit = 1u64 << (pfn % 64);
-        (word & bit != 0).then(|| {
-            self.rank[(pfn / 64) as usize] as usize + (word & (bit - 1)).count_ones() as usize
-        })
-    }
-}
+use super::snapshot::{PageEntry, PagesRaw, PfnTable};
 
 /// A process's figures recomputed from its pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -190,6 +74,23 @@ pub struct ExactTotals {
     pub pairs: Vec<Pair>,
     /// Per mapping name, largest first.
     pub by_name: Vec<NameSharing>,
+}
+
+impl ExactTotals {
+    /// The processes `pid` shares frames with and the bytes of each, largest first.
+    pub fn partners(&self, pid: u32) -> Vec<(u32, u64)> {
+        let mut partners: Vec<(u32, u64)> = self
+            .pairs
+            .iter()
+            .filter_map(|p| match (p.a == pid, p.b == pid) {
+                (true, _) => Some((p.b, p.bytes)),
+                (_, true) => Some((p.a, p.bytes)),
+                _ => None,
+            })
+            .collect();
+        partners.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        partners
+    }
 }
 
 /// Counters by dense frame index ([`PfnTable::index`]), reused across trees and reset after
@@ -476,27 +377,14 @@ fn pairs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::snapshot::SmapsFields;
+    use crate::model::snapshot::pagemap_bits::{PRESENT, SWAPPED};
+    use crate::model::testing::mapping;
 
     const PAGE: u64 = 4096;
 
-    fn mapping(name: &str) -> MappingRaw {
-        MappingRaw {
-            start: 0,
-            end: 0,
-            perms: "rw-p".into(),
-            offset: 0,
-            dev: "00:00".into(),
-            inode: 0,
-            pathname: name.into(),
-            fields: SmapsFields::default(),
-            vm_flags: vec![],
-        }
-    }
-
     fn pages(frames: &[u64]) -> PagesRaw {
         PagesRaw {
-            mappings: vec![mapping("buf")],
+            mappings: vec![mapping("buf", 0)],
             entries: frames
                 .iter()
                 .enumerate()
@@ -553,6 +441,8 @@ mod tests {
         assert_eq!(totals.histogram, vec![(1, 2 * PAGE), (3, 5 * PAGE)]);
         assert_eq!(totals.pairs.len(), 3);
         assert!(totals.pairs.iter().all(|p| p.bytes == 5 * PAGE));
+        assert_eq!(totals.partners(2), vec![(1, 5 * PAGE), (3, 5 * PAGE)]);
+        assert!(totals.partners(9).is_empty());
         assert_eq!(per[0].rss, 5 * PAGE);
         assert_eq!(per[1].uss, PAGE);
         assert_eq!(per[1].shared_in_tree, 4 * PAGE);

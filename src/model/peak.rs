@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::accounting::Figures;
+use super::accounting::{Peak, Totals};
+use super::figures::Figures;
 use super::snapshot::Snapshot;
-use super::tree::{Peak, Totals};
 
 /// Samples whose footprint is within this fraction of the highest count as the peak; among
 /// them the one with the highest Σ RSS wins (the moment a monitor looked worst), so a plateau
@@ -17,6 +17,8 @@ const PLATEAU: f64 = 0.05;
 pub struct PeakTracker {
     /// (footprint, rss_sum, snapshot) of the chosen sample.
     best: Option<(u64, u64, Snapshot)>,
+    /// The last sample, while none had a footprint (every process unreadable, or none yet).
+    fallback: Option<Snapshot>,
     max_footprint: u64,
     per_pid: HashMap<u32, Peak>,
     samples: usize,
@@ -45,7 +47,12 @@ impl PeakTracker {
             }
         }
         let totals = Totals::of(&figures);
-        let footprint = totals.footprint?;
+        let Some(footprint) = totals.footprint else {
+            if self.best.is_none() {
+                self.fallback = Some(snapshot);
+            }
+            return None;
+        };
         let rss_sum = totals.rss_sum.unwrap_or(0);
         self.max_footprint = self.max_footprint.max(footprint);
         let floor = self.max_footprint as f64 * (1.0 - PLATEAU);
@@ -71,44 +78,25 @@ impl PeakTracker {
         self.samples
     }
 
-    /// The snapshot at the peak footprint (if any sample could be read), and every process's own
-    /// peak, including processes that had exited by then.
+    /// The snapshot at the peak footprint (or, if no sample could be read, the last one), and
+    /// every process's own peak, including processes that had exited by then.
     pub fn finish(self) -> (Option<Snapshot>, HashMap<u32, Peak>) {
-        (self.best.map(|(_, _, snapshot)| snapshot), self.per_pid)
+        (self.best.map(|(_, _, snapshot)| snapshot).or(self.fallback), self.per_pid)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::snapshot::{ProcessSample, SmapsFields};
+    use crate::model::testing::{process, snapshot};
 
     fn snap(entries: &[(u32, u64, u64)]) -> Snapshot {
-        Snapshot {
-            taken_at_unix: 0.0,
-            privileged: true,
-            pfn_table: None,
-            page_size: 4096,
-            processes: entries
+        snapshot(
+            entries
                 .iter()
-                .map(|&(pid, rss, pss)| ProcessSample {
-                    pid,
-                    ppid: 1,
-                    name: "x".into(),
-                    uid: None,
-                    cmdline: None,
-                    rollup: Ok(SmapsFields {
-                        rss: Some(rss),
-                        pss: Some(pss),
-                        swap_pss: Some(0),
-                        ..SmapsFields::default()
-                    }),
-                    mappings: None,
-                    pages: None,
-                    content: None,
-                })
+                .map(|&(pid, rss, pss)| process(pid, 1).figures(rss, pss, 0).build())
                 .collect(),
-        }
+        )
     }
 
     #[test]

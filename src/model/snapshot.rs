@@ -1,12 +1,14 @@
-//! Model layer: the raw samples the sampler hands over. Pure data, no I/O.
+//! Model layer: the raw samples the sampler hands over — every type the sampler produces is
+//! declared here, and nothing else. Pure data, no I/O.
 //!
-//! Types here are named after their source (`SmapsFields` are the key/value lines of
-//! `/proc/PID/smaps` and `/proc/PID/smaps_rollup`); derived meanings live in `accounting`.
+//! Types are named after their source: [`SmapsFields`] are the key/value lines of
+//! `/proc/PID/smaps` and `/proc/PID/smaps_rollup`, [`MappingRaw`] one smaps entry, [`PagesRaw`]
+//! the pagemap entries of one process, [`PfnTable`] the kpagecount/kpageflags of the frames a
+//! snapshot maps, [`ContentRaw`] the chunk hashes of page contents. Derived meanings live in
+//! [`super::figures`] and [`super::accounting`].
 
 use std::fmt;
-
-use super::dedup::ContentRaw;
-use super::exact::{PagesRaw, PfnTable};
+use std::ops::Range;
 
 /// The memory fields of one `smaps` entry or of `smaps_rollup`, in bytes.
 ///
@@ -62,6 +64,153 @@ impl MappingRaw {
     pub fn name(&self) -> &str {
         if self.pathname.is_empty() { "[anon]" } else { &self.pathname }
     }
+}
+
+/// Bits of a `/proc/PID/pagemap` entry (Documentation/admin-guide/mm/pagemap.rst), declared
+/// once for the sampler that reads them and the model that interprets them.
+pub mod pagemap_bits {
+    /// Bits 0–54: the page frame number when present (0 without CAP_SYS_ADMIN), or the swap
+    /// type and offset when swapped.
+    pub const PFN_MASK: u64 = (1 << 55) - 1;
+    /// Bit 56: the page is mapped exactly once (readable without privilege).
+    pub const EXCLUSIVE: u64 = 1 << 56;
+    /// Bit 61: a file page or shared anonymous memory.
+    pub const FILE_OR_SHARED_ANON: u64 = 1 << 61;
+    pub const SWAPPED: u64 = 1 << 62;
+    pub const PRESENT: u64 = 1 << 63;
+}
+
+/// One pagemap entry that is present or swapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageEntry {
+    pub vaddr: u64,
+    /// The raw 64-bit pagemap entry.
+    pub raw: u64,
+}
+
+impl PageEntry {
+    pub fn pfn(&self) -> Option<u64> {
+        use pagemap_bits::{PFN_MASK, PRESENT};
+        (self.raw & PRESENT != 0).then_some(self.raw & PFN_MASK)
+    }
+
+    /// The swap entry (type and offset), when the page is swapped out.
+    pub fn swap_entry(&self) -> Option<u64> {
+        use pagemap_bits::{PFN_MASK, PRESENT, SWAPPED};
+        (self.raw & PRESENT == 0 && self.raw & SWAPPED != 0).then_some(self.raw & PFN_MASK)
+    }
+}
+
+/// The pages of one process: its mappings (`/proc/PID/maps`), and for each mapping the range of
+/// its present or swapped entries in `entries`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PagesRaw {
+    pub mappings: Vec<MappingRaw>,
+    pub entries: Vec<PageEntry>,
+    pub ranges: Vec<Range<u32>>,
+}
+
+/// Compact kpageflags, one byte per frame (the sampler maps the kernel's 64 bits to these).
+pub mod page_flags {
+    /// The frame's kpageflags were read.
+    pub const READ: u8 = 1;
+    /// The shared zero page: not memory anyone uses (RSS does not count it either).
+    pub const ZERO_PAGE: u8 = 2;
+    pub const THP: u8 = 4;
+    pub const KSM: u8 = 8;
+    pub const ANON: u8 = 16;
+    pub const HUGETLB: u8 = 32;
+    /// Backed by swap (anonymous or shared memory), not by a file.
+    pub const SWAPBACKED: u8 = 64;
+}
+
+/// `/proc/kpagecount` (and `/proc/kpageflags` with `--dedup`) for the distinct frames of a
+/// snapshot.
+///
+/// The frames are a bitmap over every frame of the machine (one bit per 4 KiB of RAM) with a
+/// running count of set bits per 64 frames, so a frame's dense index — its rank among the
+/// snapshot's frames — is two loads and a popcount. Every per-frame table (here and in
+/// [`super::exact::Workspace`]) is indexed densely: a 2 GiB tree's tables are a few hundred
+/// KiB that stay in cache, where PFN-indexed tables would be tens of MB, touched at random and
+/// faulted in page by page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PfnTable {
+    /// Bit `pfn` set for every frame of the snapshot.
+    present: Vec<u64>,
+    /// Frames below each 64-frame word of `present`.
+    rank: Vec<u32>,
+    /// How many times each frame is mapped, machine-wide (0: not counted memory: the zero page,
+    /// a `VM_PFNMAP` frame, or one freed since the page walk), by dense index.
+    pub mapcount: Vec<u32>,
+    /// Compact kpageflags ([`page_flags`]) by dense index; empty when they were not read (only
+    /// `--dedup` needs them).
+    pub flags: Vec<u8>,
+}
+
+impl PfnTable {
+    /// A table for the frames set in `present`, with zero counts and no flags.
+    pub fn new(present: Vec<u64>) -> Self {
+        let mut rank = Vec::with_capacity(present.len());
+        let mut below = 0u32;
+        for word in &present {
+            rank.push(below);
+            below += word.count_ones();
+        }
+        PfnTable { present, rank, mapcount: vec![0; below as usize], flags: Vec::new() }
+    }
+
+    /// The frames, ascending.
+    pub fn pfns(&self) -> Vec<u64> {
+        let mut out = Vec::with_capacity(self.mapcount.len());
+        for (index, &word) in self.present.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                out.push(index as u64 * 64 + u64::from(bits.trailing_zeros()));
+                bits &= bits - 1;
+            }
+        }
+        out
+    }
+
+    /// The number of frames.
+    pub fn len(&self) -> usize {
+        self.mapcount.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mapcount.is_empty()
+    }
+
+    /// The dense index of `pfn`, if it is one of the table's frames.
+    #[inline]
+    pub fn index(&self, pfn: u64) -> Option<usize> {
+        let word = *self.present.get(usize::try_from(pfn / 64).ok()?)?;
+        let bit = 1u64 << (pfn % 64);
+        (word & bit != 0).then(|| {
+            self.rank[(pfn / 64) as usize] as usize + (word & (bit - 1)).count_ones() as usize
+        })
+    }
+}
+
+/// One content-defined chunk of page contents: the xxh3 of its bytes and its length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Chunk {
+    pub hash: u64,
+    pub len: u32,
+}
+
+/// What the content scan of one process found: its chunks (in address order, each tagged with
+/// the index of its mapping), the zero-filled pages per mapping, and what could not be read.
+/// Only hashes and lengths, never content.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContentRaw {
+    pub chunks: Vec<(Chunk, u32)>,
+    /// `(mapping index, bytes)` of pages that are all zeros.
+    pub zero_filled: Vec<(u32, u64)>,
+    /// Bytes hashed (zero-filled pages included).
+    pub scanned: u64,
+    /// Bytes that vanished between the page walk and the read.
+    pub unread: u64,
 }
 
 /// Why a figure could not be read. A process with a reason has no figures, never zeros.
@@ -128,7 +277,7 @@ pub struct ProcessSample {
 pub struct Snapshot {
     /// Seconds since the Unix epoch when the pass started.
     pub taken_at_unix: f64,
-    /// The reader holds CAP_SYS_ADMIN/CAP_SYS_PTRACE-level privilege (see `sampler::privileged`).
+    /// The reader holds CAP_SYS_ADMIN/CAP_SYS_PTRACE-level privilege (see `sampler::Sampler`).
     pub privileged: bool,
     pub processes: Vec<ProcessSample>,
     /// kpagecount/kpageflags of the frames the processes map, only with `--exact`.

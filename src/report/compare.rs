@@ -10,7 +10,7 @@ use super::grid::{Align, Grid};
 use super::json::TotalsJson;
 use super::{Format, Style};
 use crate::model::Accounting;
-use crate::runner::workload::{Spec, Variant};
+use crate::runner::spec::{Spec, Variant};
 use crate::units::{human_bytes, human_opt, utc_timestamp};
 
 pub const SCHEMA: &str = "memtree.compare/v1";

@@ -152,28 +152,12 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::snapshot::{ProcessSample, SmapsFields, Snapshot, Unreadable};
+    use crate::model::snapshot::{ProcessSample, Snapshot, Unreadable};
+    use crate::model::testing::{self, snapshot};
     use crate::model::{Grouping, account};
 
     fn process(pid: u32, ppid: u32, rss: u64, pss: u64) -> ProcessSample {
-        ProcessSample {
-            pid,
-            ppid,
-            name: "w".into(),
-            uid: None,
-            cmdline: None,
-            rollup: Ok(SmapsFields {
-                rss: Some(rss),
-                pss: Some(pss),
-                private_clean: Some(0),
-                private_dirty: Some(pss / 2),
-                swap_pss: Some(0),
-                ..SmapsFields::default()
-            }),
-            mappings: None,
-            pages: None,
-            content: None,
-        }
+        testing::process(pid, ppid).name("w").figures(rss, pss, pss / 2).build()
     }
 
     #[test]
@@ -181,16 +165,9 @@ mod tests {
         let gib = 1u64 << 30;
         let mut processes: Vec<ProcessSample> =
             (0..5).map(|i| process(10 + i, if i == 0 { 1 } else { 10 }, gib, gib / 5)).collect();
-        let mut denied = process(20, 10, 0, 0);
-        denied.rollup = Err(Unreadable::PermissionDenied("x".into()));
-        processes.push(denied);
-        let snapshot = Snapshot {
-            taken_at_unix: 0.0,
-            privileged: false,
-            processes,
-            pfn_table: None,
-            page_size: 4096,
-        };
+        let denied = testing::process(20, 10).unreadable(Unreadable::PermissionDenied("x".into()));
+        processes.push(denied.build());
+        let snapshot = Snapshot { privileged: false, ..snapshot(processes) };
         let lines = explain(&account(&snapshot, &Grouping::Roots(vec![10])));
         assert_eq!(
             lines[0],
@@ -204,14 +181,7 @@ mod tests {
 
     #[test]
     fn unshared_tree_says_the_sum_is_right() {
-        let processes = vec![process(10, 1, 1000, 1000), process(11, 10, 1000, 1000)];
-        let snapshot = Snapshot {
-            taken_at_unix: 0.0,
-            privileged: true,
-            processes,
-            pfn_table: None,
-            page_size: 4096,
-        };
+        let snapshot = snapshot(vec![process(10, 1, 1000, 1000), process(11, 10, 1000, 1000)]);
         let lines = explain(&account(&snapshot, &Grouping::Roots(vec![10])));
         assert!(lines[1].starts_with("RSS and PSS agree"), "{lines:?}");
     }

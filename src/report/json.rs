@@ -8,9 +8,9 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Meta, Target, explain};
-use crate::model::tree::{MappingRow, NameGroup, ProcessRow};
+use crate::model::accounting::{MappingRow, NameGroup, ProcessRow};
 use crate::model::{Accounting, Figures, Totals};
-use crate::runner::workload::Spec;
+use crate::runner::spec::Spec;
 
 pub const SCHEMA: &str = "memtree.report/v1";
 

@@ -10,6 +10,8 @@ pub mod text;
 use std::io::{self, Write};
 
 use crate::model::Accounting;
+use crate::runner::command::RunOutcome;
+use crate::runner::spec::Spec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -28,21 +30,7 @@ pub enum Target {
     All,
     Command(Vec<String>),
     /// Built-in workloads memtree started (one tree each).
-    Workload(Vec<crate::runner::workload::Spec>),
-}
-
-/// How a `report -- CMD` run ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunOutcome {
-    /// Exit code when CMD exited normally.
-    pub exit_code: Option<i32>,
-    /// Signal number when CMD was killed by one.
-    pub signal: Option<i32>,
-    pub duration_seconds: f64,
-    /// Samples of the tree taken while it ran.
-    pub samples: usize,
-    /// The highest footprint any sample had (the reported sample is within 5 % of it).
-    pub peak_footprint: Option<u64>,
+    Workload(Vec<Spec>),
 }
 
 /// Everything about the report that is not the accounting itself.

@@ -7,7 +7,7 @@ use crossterm::style::Stylize;
 
 use super::grid::{Align, Grid};
 use super::{Meta, Style, Target, explain};
-use crate::model::tree::NameGroup;
+use crate::model::accounting::NameGroup;
 use crate::model::{Accounting, Totals, Tree, Unreadable};
 use crate::units::{human_bytes, human_opt, utc_timestamp};
 

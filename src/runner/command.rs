@@ -7,25 +7,41 @@
 //! forwarded to CMD. memtree then exits with CMD's status.
 
 use std::io;
-use std::process::Command;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
+use nix::sys::prctl::set_pdeathsig;
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use super::signals;
 use crate::model::Snapshot;
+use crate::model::accounting::Peak;
 use crate::model::peak::PeakTracker;
-use crate::model::tree::Peak;
-use crate::report::RunOutcome;
-use crate::sampler::{SampleOptions, Sampler};
+use crate::sampler::Session;
+
+/// How a `report -- CMD` run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunOutcome {
+    /// Exit code when CMD exited normally.
+    pub exit_code: Option<i32>,
+    /// Signal number when CMD was killed by one.
+    pub signal: Option<i32>,
+    pub duration_seconds: f64,
+    /// Samples of the tree taken while it ran.
+    pub samples: usize,
+    /// The highest footprint any sample had (the reported sample is within 5 % of it).
+    pub peak_footprint: Option<u64>,
+}
 
 /// The result of following a command.
 pub struct FollowedRun {
-    /// The tree at its peak footprint (`None` if CMD exited before any sample could be read).
+    /// The tree at its peak footprint (the last sample if none could be read; `None` if no
+    /// sample was taken at all).
     pub peak: Option<Snapshot>,
     pub peaks: std::collections::HashMap<u32, Peak>,
     pub outcome: RunOutcome,
@@ -44,11 +60,11 @@ impl FollowedRun {
     }
 }
 
-/// Runs `argv` and follows its tree. `Err` only when CMD cannot be started.
+/// Runs `argv` and follows its tree, a snapshot from `session` (which watches memtree's
+/// children) every `interval`. `Err` only when CMD cannot be started.
 pub fn follow(
     argv: &[String],
-    sampler: &Sampler,
-    options: SampleOptions,
+    session: &mut Session,
     interval: Duration,
 ) -> io::Result<FollowedRun> {
     let (program, args) = argv
@@ -59,15 +75,13 @@ pub fn follow(
     let started = Instant::now();
     let child = Command::new(program).args(args).spawn()?;
     let pid = child.id();
-    let self_pid = std::process::id();
 
     let mut tracker = PeakTracker::new();
     let mut status: Option<WaitStatus> = None;
     while status.is_none() {
         let sample_start = Instant::now();
-        if let Ok(mut tree) = sampler.descendants(&[self_pid]) {
-            tree.retain(|p| p.pid != self_pid);
-            tracker.observe(sampler.sample(&tree, options));
+        if let Ok(sample) = session.sample() {
+            tracker.observe(sample.snapshot);
         }
         status = reap(pid);
         if status.is_some() {
@@ -107,6 +121,23 @@ pub fn follow(
         },
         pid,
     })
+}
+
+/// Starts `argv` for the dashboard: stdin, stdout and stderr on /dev/null (they would draw over
+/// the screen), memtree a child subreaper (so the command's orphans stay in its tree), and the
+/// command sent SIGTERM if memtree dies.
+pub fn spawn_quiet(argv: &[String]) -> io::Result<std::process::Child> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given after --"))?;
+    nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
+    let mut cmd = Command::new(program);
+    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    // SAFETY: prctl is async-signal-safe: the command dies with memtree.
+    unsafe {
+        cmd.pre_exec(|| set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from));
+    }
+    cmd.spawn()
 }
 
 /// Reaps every exited child (orphans re-parented to memtree included) and returns CMD's

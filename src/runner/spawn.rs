@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::workload::{Event, Spec};
+use super::spec::Spec;
+use super::workload::Event;
 
 /// A workload that is running and ready: every worker holds its data.
 pub struct RunningWorkload {

@@ -6,23 +6,23 @@
 //! the unfinished chunk carried over from the window before) and are never stored or written.
 
 use std::fs::File;
-use std::io::{self, IsTerminal, Write};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::errno::Errno;
 use rayon::prelude::*;
 
 use super::Sampler;
-use crate::model::dedup::{self, ContentRaw, MAX_CHUNK};
-use crate::model::exact::{PagesRaw, PfnTable, flags};
-use crate::model::snapshot::{Snapshot, Unreadable};
+use super::session::Progress;
+use crate::model::dedup::{self, MAX_CHUNK};
+use crate::model::snapshot::{ContentRaw, PagesRaw, PfnTable, Snapshot, Unreadable, page_flags};
 
 /// Bytes read from `/proc/PID/mem` at a time: small enough that they are still in the core's
 /// cache when they are hashed.
 pub const WINDOW_BYTES: usize = 256 << 10;
-/// Scans larger than this show progress on a terminal.
+/// Scans larger than this report their progress.
 const PROGRESS_ABOVE: u64 = 256 << 20;
 
 /// A virtual range of one process to read: `(address, length, mapping index)`.
@@ -56,7 +56,8 @@ fn plan_process(
             let Some(pfn) = entry.pfn() else { continue };
             let Some(frame) = table.index(pfn) else { continue };
             let Some(&f) = table.flags.get(frame) else { continue };
-            let content = f & (flags::ANON | flags::SWAPBACKED) != 0 && f & flags::ZERO_PAGE == 0;
+            let content = f & (page_flags::ANON | page_flags::SWAPBACKED) != 0
+                && f & page_flags::ZERO_PAGE == 0;
             let (word, bit) = (frame / 64, 1u64 << (frame % 64));
             if !content || visited[word] & bit != 0 {
                 continue;
@@ -202,8 +203,12 @@ fn scan(
 
 impl Sampler {
     /// Hashes the content of every distinct anonymous/shmem frame of the snapshot (needs the
-    /// exact pass first). Shows progress on stderr when it is a terminal and the scan is large.
-    pub fn sample_content(&self, snapshot: &mut Snapshot) {
+    /// exact pass first). A large scan reports its progress to `progress` every 100 ms.
+    pub fn sample_content(
+        &self,
+        snapshot: &mut Snapshot,
+        progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
+    ) {
         // Which frames hold anonymous or shared memory is in kpageflags, which a plain exact
         // pass does not read: read them into the same table (the exact figures stay as they
         // are, whatever happens to the flags).
@@ -235,10 +240,10 @@ impl Sampler {
         let total: u64 = plans.iter().flatten().map(|r| r.1).sum();
         let done = AtomicU64::new(0);
         let page = snapshot.page_size as usize;
-        let show = total > PROGRESS_ABOVE && std::io::stderr().is_terminal();
+        let report = progress.filter(|_| total > PROGRESS_ABOVE);
         let results: Vec<Option<Result<ContentRaw, Unreadable>>> = std::thread::scope(|s| {
-            if show {
-                s.spawn(|| progress(&done, total));
+            if let Some(report) = report {
+                s.spawn(|| report_progress(&done, total, report));
             }
             let results = snapshot
                 .processes
@@ -259,24 +264,15 @@ impl Sampler {
     }
 }
 
-/// `memtree: hashing page contents: 512 MiB of 2 GiB` on stderr, until `done` is u64::MAX.
-fn progress(done: &AtomicU64, total: u64) {
-    let started = Instant::now();
-    let mut stderr = std::io::stderr();
+/// Sends `done` to `report` every 100 ms until it is u64::MAX.
+fn report_progress(done: &AtomicU64, total: u64, report: &(dyn Fn(Progress) + Send + Sync)) {
     loop {
         let now = done.load(Ordering::Relaxed);
         if now == u64::MAX {
-            let _ = write!(stderr, "\r\x1b[2K");
+            report(Progress::ContentDone);
             return;
         }
-        if started.elapsed() > Duration::from_millis(300) {
-            let _ = write!(
-                stderr,
-                "\r\x1b[2Kmemtree: hashing page contents: {} of {}",
-                crate::units::human_bytes(now),
-                crate::units::human_bytes(total)
-            );
-        }
+        report(Progress::Content { done: now, total });
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -1,29 +1,33 @@
-//! Sampler layer: the only code that reads /proc.
+//! Sampler layer: the only code that reads /proc (and `/proc/PID/mem`, `/proc/kpage*`). It may
+//! use the model (it produces [`crate::model::snapshot`] types) and nothing above it: it never
+//! formats, draws or decides what a face shows.
 //!
-//! `Sampler` is built on a root directory: `/proc` for live processes, or a directory captured
+//! [`Sampler`] is built on a root directory: `/proc` for live processes, or a directory captured
 //! with `memtree capture` so that parsers and accounting are tested on real files without live
 //! processes. It discovers process trees (`/proc/PID/task/*/children`, or the ppid of every
 //! process where the kernel lacks `CONFIG_PROC_CHILDREN`) and reads each process into a
-//! [`ProcessSample`]. A read that fails is recorded with its reason ([`Unreadable`]); it is never
-//! turned into a zero.
+//! [`ProcessSample`]; [`pagemap`] reads physical pages, [`content`] page contents.
+//! [`session::Session`], the shared sampler every command uses, decides what is read when and
+//! builds the snapshots. A read that fails is recorded with its reason ([`Unreadable`]); it is
+//! never turned into a zero.
 
 pub mod capture;
 pub mod content;
 pub mod error;
 pub mod pagemap;
+pub mod session;
 pub mod smaps;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use procfs::FromRead;
-use rayon::prelude::*;
 
 pub use self::error::ReadError;
-use crate::model::snapshot::{MappingRaw, ProcessSample, SmapsFields, Snapshot, Unreadable};
+pub use self::session::{Cadence, Progress, Round, Sample, Session, Target};
+use crate::model::snapshot::{MappingRaw, ProcessSample, SmapsFields, Unreadable};
 
 /// `PF_KTHREAD` in the `flags` field of `/proc/PID/stat` (include/linux/sched.h).
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -70,6 +74,8 @@ pub struct Sampler {
     /// A captured directory rather than the live /proc: missing files may carry a recorded
     /// errno in `<file>.error`.
     captured: bool,
+    /// Checked once, when the sampler is made ([`Sampler::privileged`]).
+    privileged: bool,
 }
 
 impl Default for Sampler {
@@ -81,14 +87,26 @@ impl Default for Sampler {
 impl Sampler {
     /// The live `/proc`.
     pub fn live() -> Self {
-        Sampler { root: PathBuf::from("/proc"), captured: false }
+        Self::with_root("/proc")
     }
 
     /// A /proc-like directory: the live one or one written by `memtree capture`.
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let captured = root.join(CAPTURE_META).exists();
-        Sampler { root, captured }
+        let privileged = if captured {
+            fs::read_to_string(root.join(CAPTURE_META))
+                .map(|meta| meta.lines().any(|l| l.trim() == "privileged: true"))
+                .unwrap_or(false)
+        } else {
+            fs::read_to_string(root.join("self/status"))
+                .ok()
+                .and_then(|status| parse_cap_eff(&status))
+                .is_some_and(|caps| {
+                    caps & (1 << CAP_SYS_ADMIN) != 0 && caps & (1 << CAP_SYS_PTRACE) != 0
+                })
+        };
+        Sampler { root, captured, privileged }
     }
 
     pub fn root(&self) -> &Path {
@@ -223,45 +241,7 @@ impl Sampler {
         index
     }
 
-    /// Reads every process in `infos` (in parallel on the available cores) into a snapshot.
-    pub fn sample(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
-        let taken_at_unix =
-            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let privileged = self.privileged();
-        let exact = options.exact || options.dedup;
-        // Each process's pages are read right after its rollup, in the same parallel pass.
-        let pages_inline = exact && self.exact_refusal(privileged).is_none();
-        let page_size = page_size();
-        let processes = infos
-            .par_iter()
-            .map(|info| {
-                if !pages_inline || info.is_kernel_thread() {
-                    return self.sample_one(info, options);
-                }
-                // The rollup and the pages are two page-table walks: two tasks, so the cores
-                // stay busy to the end of the pass.
-                let (mut p, pages) = rayon::join(
-                    || self.sample_one(info, options),
-                    || self.read_pages(info.pid, page_size, self.resident(info.pid, page_size)),
-                );
-                p.pages = Some(match &p.rollup {
-                    Ok(_) => pages,
-                    Err(reason) => Err(reason.clone()),
-                });
-                p
-            })
-            .collect();
-        let mut snapshot =
-            Snapshot { taken_at_unix, privileged, processes, pfn_table: None, page_size };
-        if exact {
-            self.sample_exact(&mut snapshot, options.dedup);
-        }
-        if options.dedup {
-            self.sample_content(&mut snapshot);
-        }
-        snapshot
-    }
-
+    /// Reads one process: its identity and rollup, and its mappings if asked.
     pub fn sample_one(&self, info: &StatInfo, options: SampleOptions) -> ProcessSample {
         let pid = info.pid;
         let uid = self.read(pid, "status").ok().and_then(|status| parse_uid(&status));
@@ -366,20 +346,10 @@ impl Sampler {
     }
 
     /// Whether the reader may read every process's memory maps and physical frame numbers:
-    /// CAP_SYS_ADMIN and CAP_SYS_PTRACE in the effective set (root has both). For a captured
-    /// /proc, what the capturer had.
+    /// CAP_SYS_ADMIN and CAP_SYS_PTRACE in the effective set (root has both), as checked when
+    /// the sampler was made. For a captured /proc, what the capturer had.
     pub fn privileged(&self) -> bool {
-        if self.captured {
-            return fs::read_to_string(self.root.join(CAPTURE_META))
-                .map(|meta| meta.lines().any(|l| l.trim() == "privileged: true"))
-                .unwrap_or(false);
-        }
-        fs::read_to_string(self.root.join("self/status"))
-            .ok()
-            .and_then(|status| parse_cap_eff(&status))
-            .is_some_and(|caps| {
-                caps & (1 << CAP_SYS_ADMIN) != 0 && caps & (1 << CAP_SYS_PTRACE) != 0
-            })
+        self.privileged
     }
 }
 

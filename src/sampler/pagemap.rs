@@ -15,18 +15,10 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
 use super::{ReadError, Sampler, smaps};
-use crate::model::exact::{PageEntry, PagesRaw, PfnTable, flags as pf};
-use crate::model::snapshot::{SmapsFields, Snapshot, Unreadable};
+use crate::model::snapshot::page_flags as pf;
+use crate::model::snapshot::pagemap_bits as bits;
+use crate::model::snapshot::{PageEntry, PagesRaw, PfnTable, SmapsFields, Snapshot, Unreadable};
 use rayon::prelude::*;
-
-/// Pagemap entry bits (Documentation/admin-guide/mm/pagemap.rst).
-pub mod bits {
-    pub const PFN_MASK: u64 = (1 << 55) - 1;
-    pub const EXCLUSIVE: u64 = 1 << 56;
-    pub const FILE_OR_SHARED_ANON: u64 = 1 << 61;
-    pub const SWAPPED: u64 = 1 << 62;
-    pub const PRESENT: u64 = 1 << 63;
-}
 
 /// kpageflags bits (include/uapi/linux/kernel-page-flags.h).
 mod kpf {

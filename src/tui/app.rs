@@ -4,10 +4,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::collector::Update;
 use super::event::Action;
-use crate::model::tree::ProcessRow;
+use crate::model::accounting::ProcessRow;
 use crate::model::{Accounting, Unreadable};
+use crate::sampler::Round;
 
 /// Samples kept for the timeline.
 const HISTORY: usize = 600;
@@ -132,7 +132,7 @@ impl App {
         }
     }
 
-    pub fn on_update(&mut self, update: Update) {
+    pub fn on_update(&mut self, update: Round) {
         // Every process vanished (a command that exited and is not reaped yet is still listed,
         // without memory): the target is gone as surely as when nothing is listed.
         let all_vanished = update.accounting.totals.processes > 0
@@ -262,44 +262,22 @@ fn toggle(current: Overlay, wanted: Overlay) -> Overlay {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::model::snapshot::{ProcessSample, SmapsFields, Snapshot};
+    use crate::model::snapshot::Snapshot;
+    use crate::model::testing::{self, MIB};
     use crate::model::{Grouping, account};
 
     pub(crate) fn sample_accounting() -> Accounting {
-        let mib = 1u64 << 20;
-        let process =
-            |pid: u32, ppid: u32, name: &str, rss: u64, pss: u64, uss: u64| ProcessSample {
-                pid,
-                ppid,
-                name: name.into(),
-                uid: Some(0),
-                cmdline: Some(vec![name.into()]),
-                rollup: Ok(SmapsFields {
-                    rss: Some(rss * mib),
-                    pss: Some(pss * mib),
-                    private_clean: Some(0),
-                    private_dirty: Some(uss * mib),
-                    shared_clean: Some(0),
-                    shared_dirty: Some((rss - uss) * mib),
-                    swap: Some(0),
-                    swap_pss: Some(0),
-                    ..SmapsFields::default()
-                }),
-                mappings: None,
-                pages: None,
-                content: None,
-            };
+        let process = |pid, ppid, name: &str, rss: u64, pss: u64, uss: u64| {
+            testing::process(pid, ppid).name(name).figures(rss * MIB, pss * MIB, uss * MIB).build()
+        };
         let snapshot = Snapshot {
-            taken_at_unix: 0.0,
             privileged: false,
-            processes: vec![
+            ..testing::snapshot(vec![
                 process(100, 1, "fork_cow", 258, 66, 2),
                 process(101, 100, "fork_cow-w0", 257, 64, 1),
                 process(102, 100, "fork_cow-w1", 257, 64, 1),
                 process(103, 100, "fork_cow-w2", 257, 64, 1),
-            ],
-            pfn_table: None,
-            page_size: 4096,
+            ])
         };
         account(&snapshot, &Grouping::Roots(vec![100]))
     }
@@ -307,10 +285,11 @@ pub(crate) mod tests {
     pub(crate) fn app_with_data() -> App {
         let mut app = App::new("workload fork".into(), Duration::from_secs(1), false);
         let now = Instant::now();
-        app.on_update(Update {
+        app.on_update(Round {
             accounting: sample_accounting(),
             at: now,
             exact_at: None,
+            exact_fresh: false,
             read: 4,
             reused: 0,
             cost: Duration::from_millis(3),
@@ -386,10 +365,11 @@ pub(crate) mod tests {
         let mut empty = sample_accounting();
         empty.trees.clear();
         empty.totals.processes = 0;
-        app.on_update(Update {
+        app.on_update(Round {
             accounting: empty,
             at: Instant::now(),
             exact_at: None,
+            exact_fresh: false,
             read: 0,
             reused: 0,
             cost: Duration::ZERO,

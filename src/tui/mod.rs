@@ -23,9 +23,9 @@ use nix::sys::signal::Signal;
 use ratatui::crossterm::event::{self as term, Event};
 
 use self::app::{App, View};
-use self::collector::{Config, Controls};
+use self::collector::Controls;
 use crate::runner::signals;
-use crate::sampler::Sampler;
+use crate::sampler::Session;
 
 /// Redraw at least this often (the ages in the header move).
 const TICK: Duration = Duration::from_millis(500);
@@ -34,8 +34,7 @@ const TICK: Duration = Duration::from_millis(500);
 /// that ended it). `child_done` says whether a command started for `-- CMD` has exited
 /// (polled each tick).
 pub fn run(
-    sampler: Sampler,
-    config: Config,
+    session: Session,
     mut app: App,
     mut child_done: impl FnMut() -> bool,
 ) -> std::io::Result<i32> {
@@ -44,7 +43,8 @@ pub fn run(
     let (tx, rx) = mpsc::channel();
     let collector = {
         let controls = controls.clone();
-        std::thread::spawn(move || collector::run(sampler, config, controls, tx))
+        let interval = app.interval;
+        std::thread::spawn(move || collector::run(session, interval, controls, tx))
     };
     // The terminal crossterm reads keys from: standard input, or /dev/tty when it is not one.
     let input = if std::io::stdin().is_terminal() { None } else { File::open("/dev/tty").ok() };

@@ -13,7 +13,7 @@ use ratatui::widgets::{
 
 use super::app::{App, Overlay, View};
 use super::event::KEYS;
-use crate::model::tree::ProcessRow;
+use crate::model::accounting::ProcessRow;
 use crate::report::explain;
 use crate::units::{human_bytes, human_opt};
 

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::Stdio;
 
 use memtree::model::Unreadable;
-use memtree::sampler::{SampleOptions, Sampler};
+use memtree::sampler::{SampleOptions, Sampler, Session, Target};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -106,8 +106,9 @@ fn a_process_killed_mid_walk_is_vanished_not_zero() {
     {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let snapshot =
-        sampler.sample(&walked, SampleOptions { mappings: true, ..SampleOptions::default() });
+    let options = SampleOptions { mappings: true, ..SampleOptions::default() };
+    let session = Session::new(sampler.clone(), Target::Pids(vec![tree.parent]), options);
+    let snapshot = session.read(&walked);
     let dead = snapshot.processes.iter().find(|p| p.pid == victim).unwrap();
     match &dead.rollup {
         Err(Unreadable::Vanished(why)) => assert!(why.contains("zombie"), "{why}"),

@@ -1,0 +1,425 @@
+//! Sampler layer: the shared sampler. Every command takes its snapshots from a [`Session`]:
+//! `report` (one round), `report -- CMD` (a snapshot every interval until CMD exits),
+//! `compare` (one round per workload), the dashboard's thread (a round every interval), and
+//! the faces to come (record, serve). A session owns:
+//!
+//! - the target's process set: the trees under given pids, the whole machine, or memtree's own
+//!   descendants (a followed command, started workloads), rediscovered every round;
+//! - privilege, checked once (by the [`Sampler`] it is built on);
+//! - leaving memtree itself out (it is never part of what it measures, except in a capture);
+//! - change detection: with a [`Cadence`], a process whose `statm` (~10 µs) did not move keeps
+//!   its last smaps_rollup figures (a rollup of a 1 GiB process is a ~20 ms page-table walk
+//!   under its mmap lock), and is read in full again only every `full_every`;
+//! - the cadence and budget of the costly passes (pagemap + kpagecount, page contents):
+//!   recomputed only after a change, no sooner than `exact_every` nor than `exact_budget` times
+//!   their last cost, and at least every `exact_full_every`; in between, the last exact figures
+//!   are carried over with their age.
+//!
+//! This is the one place a [`Snapshot`] is built. Nothing here formats: progress of a long pass
+//! is reported as [`Progress`] events to whoever shows it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rayon::prelude::*;
+
+use super::{ReadError, SampleOptions, Sampler, StatInfo, page_size};
+use crate::model::{Accounting, Grouping, ProcessSample, Snapshot, Unreadable, account};
+
+/// What a session watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The trees under these pids. Each must exist at the first round; one that exits later
+    /// leaves the target, and when all have, the target is gone.
+    Pids(Vec<u32>),
+    /// Every process of the machine, grouped into trees under init.
+    Machine,
+    /// Every descendant of this memtree (the command or workloads it started): its children
+    /// are the roots; when it has none left, the target is gone.
+    Children,
+}
+
+/// How often a long-lived session reads what (the dashboard, a recording, an exporter). A
+/// session without one reads everything at every round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cadence {
+    /// Every process is read in full at least this often, whether its statm moved or not.
+    pub full_every: Duration,
+    /// After a change, exact figures are recomputed no sooner than this…
+    pub exact_every: Duration,
+    /// …nor than this many times what the last exact pass cost (50: at most ~2 % of a core)…
+    pub exact_budget: u32,
+    /// …and at least this often, changed or not.
+    pub exact_full_every: Duration,
+}
+
+impl Cadence {
+    /// The dashboard's: a refresh every `interval`.
+    pub fn every(interval: Duration) -> Cadence {
+        Cadence {
+            full_every: Duration::from_secs(60),
+            exact_every: interval,
+            exact_budget: 50,
+            exact_full_every: Duration::from_secs(300),
+        }
+    }
+}
+
+/// How far a long pass has come, for the face that shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Page contents hashed so far, of `total` bytes (`--dedup`).
+    Content { done: u64, total: u64 },
+    /// The content pass is over.
+    ContentDone,
+}
+
+/// A receiver of [`Progress`] events (called from a sampler thread).
+pub type ProgressFn = Box<dyn Fn(Progress) + Send + Sync>;
+
+/// One snapshot of the target, with how to group it.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub snapshot: Snapshot,
+    pub grouping: Grouping,
+    /// Every root of the target is gone (the snapshot holds what was left, maybe nothing).
+    pub target_gone: bool,
+}
+
+/// One round of a session, accounted.
+#[derive(Debug, Clone)]
+pub struct Round {
+    pub accounting: Accounting,
+    /// When the round started.
+    pub at: Instant,
+    /// When the exact figures in `accounting` were read (`None`: none yet, or not asked for).
+    pub exact_at: Option<Instant>,
+    /// Whether this round read them itself (not carried over from an earlier one).
+    pub exact_fresh: bool,
+    /// Processes whose rollup was read this round, and processes reused from an earlier one.
+    pub read: usize,
+    pub reused: usize,
+    /// What the round cost, wall time.
+    pub cost: Duration,
+    pub target_gone: bool,
+}
+
+struct Cached {
+    statm: Vec<u8>,
+    sample: ProcessSample,
+    read_at: Instant,
+}
+
+/// The shared sampler (see the module documentation).
+pub struct Session {
+    sampler: Sampler,
+    target: Target,
+    options: SampleOptions,
+    cadence: Option<Cadence>,
+    /// memtree's own pid, left out of every snapshot (`None` on a captured /proc).
+    self_pid: Option<u32>,
+    /// Per-mapping smaps for every process, or for one (the dashboard's views ask).
+    all_mappings: bool,
+    focus: Option<u32>,
+    rounds: u64,
+    cache: HashMap<u32, Cached>,
+    last_exact: Option<(Instant, Accounting)>,
+    last_exact_cost: Duration,
+    progress: Option<ProgressFn>,
+}
+
+impl Session {
+    /// A session over `target` that reads what `options` asks for at every round. Exact passes
+    /// are asked for only where they can be had: otherwise every exact figure is absent with
+    /// the reason ([`Session::exact_refusal`]).
+    pub fn new(sampler: Sampler, target: Target, options: SampleOptions) -> Session {
+        let self_pid = (!sampler.is_captured()).then(std::process::id);
+        Session {
+            sampler,
+            target,
+            all_mappings: options.mappings,
+            options,
+            cadence: None,
+            self_pid,
+            focus: None,
+            rounds: 0,
+            cache: HashMap::new(),
+            last_exact: None,
+            last_exact_cost: Duration::ZERO,
+            progress: None,
+        }
+    }
+
+    /// Reads on `cadence` instead of everything at every round.
+    pub fn with_cadence(mut self, cadence: Cadence) -> Session {
+        self.cadence = Some(cadence);
+        self
+    }
+
+    /// Sends progress of long passes to `progress`.
+    pub fn on_progress(mut self, progress: ProgressFn) -> Session {
+        self.progress = Some(progress);
+        self
+    }
+
+    pub fn sampler(&self) -> &Sampler {
+        &self.sampler
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn options(&self) -> SampleOptions {
+        self.options
+    }
+
+    pub fn privileged(&self) -> bool {
+        self.sampler.privileged()
+    }
+
+    /// Why exact figures cannot be read here, if they cannot (no privilege, a captured /proc).
+    pub fn exact_refusal(&self) -> Option<Unreadable> {
+        self.sampler.exact_refusal(self.privileged())
+    }
+
+    /// Asks for the per-mapping smaps of every process (`all`) and of `focus` from the next
+    /// round on.
+    pub fn set_mappings(&mut self, all: bool, focus: Option<u32>) {
+        self.all_mappings = all || self.options.mappings;
+        self.focus = focus;
+    }
+
+    /// The processes of the target now (parents before children, memtree left out), and
+    /// whether the target is gone. At the first round a root pid that does not exist is an
+    /// error naming it.
+    pub fn discover(&self) -> Result<(Vec<StatInfo>, bool), ReadError> {
+        let mut found = match &self.target {
+            Target::Machine => self.sampler.scan()?,
+            Target::Pids(pids) if self.rounds == 0 => self.sampler.descendants(pids)?,
+            Target::Pids(pids) => {
+                let alive: Vec<u32> =
+                    pids.iter().copied().filter(|p| self.sampler.stat(*p).is_ok()).collect();
+                if alive.is_empty() {
+                    return Ok((Vec::new(), true));
+                }
+                self.sampler.descendants(&alive).unwrap_or_default()
+            }
+            Target::Children => {
+                let me = self.self_pid.unwrap_or_else(std::process::id);
+                self.sampler.descendants(&[me]).unwrap_or_default()
+            }
+        };
+        if let Some(me) = self.self_pid {
+            found.retain(|p| p.pid != me);
+        }
+        let gone = match &self.target {
+            Target::Children => {
+                let me = self.self_pid.unwrap_or_else(std::process::id);
+                !found.iter().any(|p| p.ppid == me)
+            }
+            _ => false,
+        };
+        Ok((found, gone))
+    }
+
+    /// How the processes of `snapshot` group into the target's trees.
+    pub fn grouping(&self, snapshot: &Snapshot) -> Grouping {
+        let present: HashSet<u32> = snapshot.processes.iter().map(|p| p.pid).collect();
+        match &self.target {
+            Target::Machine => Grouping::Machine,
+            Target::Pids(pids) => {
+                let alive: Vec<u32> =
+                    pids.iter().copied().filter(|p| present.contains(p)).collect();
+                Grouping::Roots(if alive.is_empty() { pids.clone() } else { alive })
+            }
+            Target::Children => {
+                // CMD (or each workload), and any orphan of its tree re-parented to memtree.
+                let me = self.self_pid.unwrap_or_else(std::process::id);
+                Grouping::Roots(
+                    snapshot.processes.iter().filter(|p| p.ppid == me).map(|p| p.pid).collect(),
+                )
+            }
+        }
+    }
+
+    /// One snapshot of the target with every pass asked for, read now (no cadence, no cache).
+    pub fn sample(&mut self) -> Result<Sample, ReadError> {
+        let discovered = self.discover();
+        self.rounds += 1;
+        let (processes, target_gone) = discovered?;
+        let snapshot = self.read_all(&processes, self.options);
+        let grouping = self.grouping(&snapshot);
+        Ok(Sample { snapshot, grouping, target_gone })
+    }
+
+    /// One round, accounted: without a cadence, everything read now; with one, unchanged
+    /// processes reused and the costly passes on their own schedule.
+    pub fn round(&mut self) -> Result<Round, ReadError> {
+        let at = Instant::now();
+        if self.cadence.is_none() {
+            let sample = self.sample()?;
+            let accounting = account(&sample.snapshot, &sample.grouping);
+            let exact = self.options.exact || self.options.dedup;
+            return Ok(Round {
+                accounting,
+                at,
+                exact_at: exact.then_some(at),
+                exact_fresh: exact,
+                read: sample.snapshot.processes.len(),
+                reused: 0,
+                cost: at.elapsed(),
+                target_gone: sample.target_gone,
+            });
+        }
+        self.paced_round(at)
+    }
+
+    /// Reads the processes of `infos` — found by an earlier [`Session::discover`] or
+    /// [`Sampler::descendants`] — with every pass asked for, now.
+    pub fn read(&self, infos: &[StatInfo]) -> Snapshot {
+        self.read_all(infos, self.options)
+    }
+
+    /// Reads every process of `infos` (in parallel on the available cores) into a snapshot.
+    fn read_all(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
+        let sampler = &self.sampler;
+        let exact = options.exact || options.dedup;
+        // Each process's pages are read right after its rollup, in the same parallel pass.
+        let pages_inline = exact && self.exact_refusal().is_none();
+        let page_size = page_size();
+        let mappings = |pid: u32| self.all_mappings || self.focus == Some(pid);
+        let processes = infos
+            .par_iter()
+            .map(|info| {
+                let options = SampleOptions { mappings: mappings(info.pid), ..options };
+                if !pages_inline || info.is_kernel_thread() {
+                    return sampler.sample_one(info, options);
+                }
+                // The rollup and the pages are two page-table walks: two tasks, so the cores
+                // stay busy to the end of the pass.
+                let (mut p, pages) = rayon::join(
+                    || sampler.sample_one(info, options),
+                    || {
+                        sampler.read_pages(
+                            info.pid,
+                            page_size,
+                            sampler.resident(info.pid, page_size),
+                        )
+                    },
+                );
+                p.pages = Some(match &p.rollup {
+                    Ok(_) => pages,
+                    Err(reason) => Err(reason.clone()),
+                });
+                p
+            })
+            .collect();
+        let mut snapshot = self.snapshot_of(processes);
+        self.costly_passes(&mut snapshot, options);
+        snapshot
+    }
+
+    fn snapshot_of(&self, processes: Vec<ProcessSample>) -> Snapshot {
+        Snapshot {
+            taken_at_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            privileged: self.privileged(),
+            processes,
+            pfn_table: None,
+            page_size: page_size(),
+        }
+    }
+
+    /// The exact pass (pages of every process not read yet, kpagecount) and the content pass.
+    fn costly_passes(&self, snapshot: &mut Snapshot, options: SampleOptions) {
+        if options.exact || options.dedup {
+            self.sampler.sample_exact(snapshot, options.dedup);
+        }
+        if options.dedup {
+            let progress = self.progress.as_deref();
+            self.sampler.sample_content(snapshot, progress);
+        }
+    }
+
+    fn paced_round(&mut self, at: Instant) -> Result<Round, ReadError> {
+        let cadence = self.cadence.expect("a paced session has a cadence");
+        let discovered = self.discover();
+        self.rounds += 1;
+        let (processes, target_gone) = discovered?;
+        let mut read = 0;
+        let mut reused = 0;
+        let mut changed = false;
+        let mut samples = Vec::with_capacity(processes.len());
+        let mut fresh: Vec<&StatInfo> = Vec::new();
+        let mut statms = HashMap::with_capacity(processes.len());
+        for info in &processes {
+            let statm = self.sampler.read(info.pid, "statm").unwrap_or_default();
+            let want_maps = self.all_mappings || self.focus == Some(info.pid);
+            // A process that is new or whose statm moved has changed; a periodic full re-read
+            // alone does not count (it must not drag the exact refresh along).
+            let cached = self.cache.get(&info.pid);
+            changed |= cached.is_none_or(|c| c.statm != statm);
+            match cached {
+                Some(c)
+                    if c.statm == statm
+                        && at.duration_since(c.read_at) < cadence.full_every
+                        && (!want_maps || c.sample.mappings.is_some()) =>
+                {
+                    samples.push(c.sample.clone());
+                    reused += 1;
+                }
+                _ => fresh.push(info),
+            }
+            statms.insert(info.pid, statm);
+        }
+        let options = |pid: u32| SampleOptions {
+            mappings: self.all_mappings || self.focus == Some(pid),
+            ..SampleOptions::default()
+        };
+        let sampler = &self.sampler;
+        let new: Vec<ProcessSample> =
+            fresh.par_iter().map(|info| sampler.sample_one(info, options(info.pid))).collect();
+        for sample in new {
+            read += 1;
+            let statm = statms.remove(&sample.pid).unwrap_or_default();
+            self.cache.insert(sample.pid, Cached { statm, sample: sample.clone(), read_at: at });
+            samples.push(sample);
+        }
+        let alive: HashSet<u32> = processes.iter().map(|p| p.pid).collect();
+        let before = self.cache.len();
+        self.cache.retain(|pid, _| alive.contains(pid));
+        changed |= self.cache.len() != before;
+
+        let mut snapshot = self.snapshot_of(samples);
+        let spacing = cadence.exact_every.max(self.last_exact_cost * cadence.exact_budget);
+        let exact_due = (self.options.exact || self.options.dedup)
+            && self.last_exact.as_ref().is_none_or(|(when, _)| {
+                let age = at.duration_since(*when);
+                age >= cadence.exact_full_every || (changed && age >= spacing)
+            });
+        if exact_due {
+            let started = Instant::now();
+            self.costly_passes(&mut snapshot, self.options);
+            self.last_exact_cost = started.elapsed();
+        }
+        let grouping = self.grouping(&snapshot);
+        let mut accounting = account(&snapshot, &grouping);
+        if exact_due {
+            self.last_exact = Some((at, accounting.clone()));
+        } else if let Some((_, exact)) = &self.last_exact {
+            accounting.carry_exact_from(exact);
+        }
+        Ok(Round {
+            accounting,
+            at,
+            exact_at: self.last_exact.as_ref().map(|(when, _)| *when),
+            exact_fresh: exact_due,
+            read,
+            reused,
+            cost: at.elapsed(),
+            target_gone,
+        })
+    }
+}

@@ -1,5 +1,7 @@
-//! Edge helpers: human sizes for output, and the size/duration syntax of the command line
-//! (`256MiB`, `1G`, `512k`; `500ms`, `30s`, `2m`). Only `report` and `tui` format sizes.
+//! Edge helpers, shared by every face (table, markdown, compare, dashboard) so a figure reads
+//! the same everywhere: human sizes, ratios, "n/a" for a figure that could not be read, paths
+//! shortened from the left, UTC times; and the size/duration syntax of the command line
+//! (`256MiB`, `1G`, `512k`; `500ms`, `30s`, `2m`). Pure: no layer formats but the faces.
 
 /// `1288490188` → `1.2 GiB`; `0` → `0 B`; one decimal, dropped when it is zero.
 ///
@@ -21,9 +23,33 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{text} {}", UNITS[unit])
 }
 
+/// How every face shows a figure that could not be read (the reason is given beside it).
+pub const NOT_AVAILABLE: &str = "n/a";
+
 /// `Some(n)` → human size, `None` → `n/a`.
 pub fn human_opt(bytes: Option<u64>) -> String {
-    bytes.map_or_else(|| "n/a".to_string(), human_bytes)
+    bytes.map_or_else(|| NOT_AVAILABLE.to_string(), human_bytes)
+}
+
+/// A ratio such as the overcount: `4.0×`.
+pub fn ratio(value: f64) -> String {
+    format!("{value:.1}×")
+}
+
+/// `Some(r)` → `4.0×`, `None` → `n/a`.
+pub fn ratio_opt(value: Option<f64>) -> String {
+    value.map_or_else(|| NOT_AVAILABLE.to_string(), ratio)
+}
+
+/// `text` cut to `width` characters from the left, so a path keeps its file name:
+/// `…/libc.so.6`.
+pub fn shorten_left(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width || width == 0 {
+        return text.to_string();
+    }
+    let skip = count - (width - 1);
+    format!("…{}", text.chars().skip(skip).collect::<String>())
 }
 
 /// Parses a size: a number with an optional unit, binary or decimal (`256MiB`, `1G` = 1 GiB,
@@ -137,6 +163,9 @@ mod tests {
         assert_eq!(human_bytes((1 << 30) - 4), "1 GiB");
         assert_eq!(human_bytes(1536 << 10), "1.5 MiB");
         assert_eq!(human_opt(None), "n/a");
+        assert_eq!(ratio(4.04), "4.0×");
+        assert_eq!(ratio_opt(None), "n/a");
+        assert_eq!(shorten_left("/usr/lib/x86_64-linux-gnu/libc.so.6", 11), "…/libc.so.6");
     }
 
     #[test]

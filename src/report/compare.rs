@@ -11,7 +11,7 @@ use super::json::TotalsJson;
 use super::{Format, Style};
 use crate::model::Accounting;
 use crate::runner::spec::{Spec, Variant};
-use crate::units::{human_bytes, human_opt, utc_timestamp};
+use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio, ratio_opt, utc_timestamp};
 
 pub const SCHEMA: &str = "memtree.compare/v1";
 
@@ -70,9 +70,10 @@ impl VariantResult {
             None => String::new(),
         };
         format!(
-            "{sentence}; a monitor shows {} ({overcount:.1}× the {} really used){duplicated}; \
+            "{sentence}; a monitor shows {} ({} the {} really used){duplicated}; \
              hand-off {:.2} s.",
             human_bytes(rss),
+            ratio(overcount),
             human_bytes(footprint),
             self.handoff_seconds,
         )
@@ -125,11 +126,11 @@ fn grid(results: &[VariantResult]) -> Grid {
             human_opt(t.rss_sum),
             human_opt(t.pss_sum),
             human_opt(t.footprint),
-            r.copies().map_or("n/a".into(), |c| format!("{c:.2}")),
-            t.overcount.map_or("n/a".into(), |o| format!("{o:.1}×")),
+            r.copies().map_or(NOT_AVAILABLE.into(), |c| format!("{c:.2}")),
+            ratio_opt(t.overcount),
             match &t.dedup {
                 Some(Ok(d)) => human_bytes(d.total.duplicated),
-                Some(Err(_)) => "n/a".to_string(),
+                Some(Err(_)) => NOT_AVAILABLE.to_string(),
                 None => NOT_MEASURED.to_string(),
             },
         ]);

@@ -2,7 +2,17 @@
 //! wrong, by how much, and what could not be counted. Built only from the numbers.
 
 use crate::model::{Accounting, Totals};
-use crate::units::human_bytes;
+use crate::units::{human_bytes, ratio};
+
+/// Why a monitor's number is wrong, in one paragraph (the dashboard's explanation opens with it).
+pub const WHY_MONITORS_OVERCOUNT: &str = "A system monitor shows each process's RSS: every page \
+    it maps, counted in full even when other processes map the same page. Forked workers share \
+    their parent's pages copy-on-write, so each one \"uses\" the whole data set in the monitor \
+    while the machine holds it once.";
+
+/// How to read USS, in one sentence.
+pub const READING_USS: &str = "USS is what a process alone holds; if every worker's USS is about \
+    the data size, the data was copied (pickled, or copied by a library), not shared.";
 
 /// Below this overcount the monitor's sum is "about right".
 const NEGLIGIBLE_OVERCOUNT: f64 = 1.05;
@@ -41,10 +51,10 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
                 lines.push(format!(
                     "{} of the RSS are the same pages counted more than once (shared between \
                      processes, inside the tree or with processes outside it): the monitor \
-                     overstates {} {:.1}×.",
+                     overstates {} {}.",
                     human_bytes(rss.saturating_sub(footprint)),
                     what,
-                    overcount,
+                    ratio(overcount),
                 ));
             } else if readable > 1 {
                 lines.push(format!(

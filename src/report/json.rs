@@ -70,46 +70,6 @@ struct CommandJson {
 }
 
 #[derive(Serialize)]
-struct FiguresJson {
-    rss_bytes: Option<u64>,
-    pss_bytes: Option<u64>,
-    uss_bytes: Option<u64>,
-    shared_bytes: Option<u64>,
-    private_clean_bytes: Option<u64>,
-    private_dirty_bytes: Option<u64>,
-    shared_clean_bytes: Option<u64>,
-    shared_dirty_bytes: Option<u64>,
-    swap_bytes: Option<u64>,
-    swap_pss_bytes: Option<u64>,
-    pss_anon_bytes: Option<u64>,
-    pss_file_bytes: Option<u64>,
-    pss_shmem_bytes: Option<u64>,
-    pss_dirty_bytes: Option<u64>,
-}
-
-impl FiguresJson {
-    fn from(f: Option<&Figures>) -> Self {
-        let f = f.copied().unwrap_or_default();
-        FiguresJson {
-            rss_bytes: f.rss,
-            pss_bytes: f.pss,
-            uss_bytes: f.uss,
-            shared_bytes: f.shared,
-            private_clean_bytes: f.private_clean,
-            private_dirty_bytes: f.private_dirty,
-            shared_clean_bytes: f.shared_clean,
-            shared_dirty_bytes: f.shared_dirty,
-            swap_bytes: f.swap,
-            swap_pss_bytes: f.swap_pss,
-            pss_anon_bytes: f.pss_anon,
-            pss_file_bytes: f.pss_file,
-            pss_shmem_bytes: f.pss_shmem,
-            pss_dirty_bytes: f.pss_dirty,
-        }
-    }
-}
-
-#[derive(Serialize)]
 struct ProcessJson<'a> {
     pid: u32,
     ppid: u32,
@@ -118,8 +78,9 @@ struct ProcessJson<'a> {
     name: &'a str,
     uid: Option<u32>,
     cmdline: Option<&'a [String]>,
+    /// The figures under their JSON names (`rss_bytes`, …), all `null` when unreadable.
     #[serde(flatten)]
-    figures: FiguresJson,
+    figures: Figures,
     unreadable: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     peak_rss_bytes: Option<Option<u64>>,
@@ -153,7 +114,7 @@ struct MappingJson<'a> {
     offset: u64,
     name: &'a str,
     #[serde(flatten)]
-    figures: FiguresJson,
+    figures: Figures,
     vm_flags: &'a [String],
 }
 
@@ -302,7 +263,7 @@ fn mapping(m: &MappingRow) -> MappingJson<'_> {
         perms: &m.perms,
         offset: m.offset,
         name: &m.name,
-        figures: FiguresJson::from(Some(&m.figures)),
+        figures: m.figures,
         vm_flags: &m.vm_flags,
     }
 }
@@ -321,7 +282,7 @@ fn process<'a>(row: &'a ProcessRow, tree: u32, peak: bool) -> ProcessJson<'a> {
         name: &row.name,
         uid: row.uid,
         cmdline: row.cmdline.as_deref(),
-        figures: FiguresJson::from(row.figures.as_ref().ok()),
+        figures: row.figures.as_ref().ok().copied().unwrap_or_default(),
         unreadable: row.figures.as_ref().err().map(ToString::to_string),
         peak_rss_bytes: peak.then(|| row.peak.map(|p| p.rss)),
         peak_pss_bytes: peak.then(|| row.peak.map(|p| p.pss)),

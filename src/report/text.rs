@@ -9,7 +9,7 @@ use super::grid::{Align, Grid};
 use super::{Meta, Style, Target, explain};
 use crate::model::accounting::NameGroup;
 use crate::model::{Accounting, Totals, Tree, Unreadable};
-use crate::units::{human_bytes, human_opt, utc_timestamp};
+use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio, utc_timestamp};
 
 /// Mapping names listed per tree with `--mappings`.
 const TOP_MAPPINGS: usize = 15;
@@ -98,7 +98,7 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
             let mut cells = vec![row.pid.to_string(), name];
             match &row.figures {
                 Ok(f) => cells.extend([f.rss, f.pss, f.uss, f.shared, f.swap].map(human_opt)),
-                Err(_) => cells.extend(std::iter::repeat_n("n/a".to_string(), 5)),
+                Err(_) => cells.extend(std::iter::repeat_n(NOT_AVAILABLE.to_string(), 5)),
             }
             if peak {
                 let p = row.peak;
@@ -148,7 +148,8 @@ pub fn footprint_note(totals: &Totals) -> String {
         }
         return "footprint n/a (nothing readable)".to_string();
     };
-    let overcount = totals.overcount.map(|o| format!(", overcount {o:.1}×")).unwrap_or_default();
+    let overcount =
+        totals.overcount.map(|o| format!(", overcount {}", ratio(o))).unwrap_or_default();
     let duplicated = totals
         .dedup_ok()
         .map(|d| format!(", duplicated {}", human_bytes(d.total.duplicated)))

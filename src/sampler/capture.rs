@@ -35,9 +35,12 @@ pub fn capture(sampler: &Sampler, processes: &[StatInfo], out: &Path) -> io::Res
     let uname = nix::sys::utsname::uname().ok();
     let release = uname.as_ref().map(|u| u.release().to_string_lossy().into_owned());
     let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let meta = format!(
         "# written by memtree capture; read back with memtree report --proc-root DIR\n\
-         privileged: {}\nkernel: {}\npage_size: {}\nprocesses: {}\n",
+         privileged: {}\nkernel: {}\npage_size: {}\nprocesses: {}\ntaken_at_unix: {now}\n",
         sampler.privileged(),
         release.as_deref().unwrap_or("unknown"),
         page_size.map_or("unknown".to_string(), |p| p.to_string()),

@@ -76,6 +76,8 @@ pub struct Sampler {
     captured: bool,
     /// Checked once, when the sampler is made ([`Sampler::privileged`]).
     privileged: bool,
+    /// When a captured /proc was captured (seconds since the epoch), if it says.
+    captured_at: Option<f64>,
 }
 
 impl Default for Sampler {
@@ -94,10 +96,18 @@ impl Sampler {
     pub fn with_root(root: impl Into<PathBuf>) -> Self {
         let root = root.into();
         let captured = root.join(CAPTURE_META).exists();
+        let meta = if captured {
+            fs::read_to_string(root.join(CAPTURE_META)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let captured_at = meta
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("taken_at_unix:"))
+            .and_then(|t| t.trim().parse::<f64>().ok())
+            .filter(|t| t.is_finite() && *t >= 0.0);
         let privileged = if captured {
-            fs::read_to_string(root.join(CAPTURE_META))
-                .map(|meta| meta.lines().any(|l| l.trim() == "privileged: true"))
-                .unwrap_or(false)
+            meta.lines().any(|l| l.trim() == "privileged: true")
         } else {
             fs::read_to_string(root.join("self/status"))
                 .ok()
@@ -106,7 +116,13 @@ impl Sampler {
                     caps & (1 << CAP_SYS_ADMIN) != 0 && caps & (1 << CAP_SYS_PTRACE) != 0
                 })
         };
-        Sampler { root, captured, privileged }
+        Sampler { root, captured, privileged, captured_at }
+    }
+
+    /// When the captured /proc this sampler reads was captured; `None` for the live one (or a
+    /// capture that does not say).
+    pub fn captured_at(&self) -> Option<f64> {
+        self.captured_at
     }
 
     pub fn root(&self) -> &Path {

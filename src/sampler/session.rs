@@ -321,10 +321,10 @@ impl Session {
     }
 
     fn snapshot_of(&self, processes: Vec<ProcessSample>) -> Snapshot {
+        // A capture was taken when it was captured, not when it is read back.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         Snapshot {
-            taken_at_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            taken_at_unix: self.sampler.captured_at().unwrap_or(now),
             privileged: self.privileged(),
             processes,
             pfn_table: None,

@@ -87,6 +87,9 @@ pub struct App {
     pub target: String,
     pub interval: Duration,
     pub started: Instant,
+    /// The time the frame is drawn at (set by the loop before each draw): the views read it,
+    /// never the clock, so a frame is a function of the state.
+    pub now: Instant,
     pub accounting: Option<Accounting>,
     pub updated_at: Option<Instant>,
     pub exact_at: Option<Instant>,
@@ -113,6 +116,7 @@ impl App {
             target,
             interval,
             started: Instant::now(),
+            now: Instant::now(),
             accounting: None,
             updated_at: None,
             exact_at: None,

@@ -1,6 +1,8 @@
-//! TUI layer: `memtree top`. `collector` samples on a thread of its own and sends rounds of
-//! figures over a channel; the main thread only handles keys and draws (`app` holds state,
-//! `event` maps keys to actions, `ui` renders). The terminal is restored on every way out: q,
+//! TUI layer, a face: `memtree top`. It may use the model, the sampler's session and the
+//! runner's signal handling, and `report::explain` for words; never the cli. `collector` takes
+//! rounds from the shared sampler on a thread of its own and sends them over a channel; the
+//! main thread only handles keys and draws (`app` holds state and the clock, `event` maps keys
+//! to actions, `ui` lays out the frame, `view` holds one file per pane). The terminal is restored on every way out: q,
 //! Ctrl-C, SIGTERM/SIGHUP, a panic (ratatui's hook), the target exiting. A terminal that hangs
 //! up (its window closed, tmux killed) ends memtree with status 129; a caught signal the main
 //! loop does not take within 3 s (a terminal that blocks output) ends it from a watchdog.
@@ -9,6 +11,7 @@ pub mod app;
 pub mod collector;
 pub mod event;
 pub mod ui;
+pub mod view;
 
 use std::fs::File;
 use std::io::IsTerminal;
@@ -66,6 +69,7 @@ pub fn run(
                 dirty = true;
             }
             if dirty || last_draw.elapsed() >= TICK {
+                app.now = Instant::now();
                 terminal.draw(|f| ui::render(f, &app))?;
                 dirty = false;
                 last_draw = Instant::now();

@@ -6,7 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
 use super::schema::Report;
-use super::support::{MIB, is_root, memtree, parse, python, repo, report_json, text};
+use super::support::{MIB, memtree, parse, python, repo, report_json, skip_unless_root, text};
 
 const SIZE_MIB: u64 = 32;
 const SIZE: u64 = SIZE_MIB * MIB;
@@ -35,16 +35,9 @@ fn duplicated(report: &Report) -> u64 {
     report.totals.duplicated_bytes.expect("measured")
 }
 
-fn skip_unless_root() -> bool {
-    if !is_root() {
-        eprintln!("skipped: --dedup needs root (the unprivileged path has its own test)");
-    }
-    !is_root()
-}
-
 #[test]
 fn serialize_copies_are_duplicated_content() {
-    if skip_unless_root() {
+    if skip_unless_root("--dedup") {
         return;
     }
     let report = dedup_workload("serialize", "read");
@@ -65,7 +58,7 @@ fn serialize_copies_are_duplicated_content() {
 
 #[test]
 fn shared_pages_are_not_duplicates() {
-    if skip_unless_root() {
+    if skip_unless_root("--dedup") {
         return;
     }
     for variant in ["fork", "shared"] {
@@ -76,7 +69,7 @@ fn shared_pages_are_not_duplicates() {
 
 #[test]
 fn copy_on_write_copies_that_differ_are_not_duplicates() {
-    if skip_unless_root() {
+    if skip_unless_root("--dedup") {
         return;
     }
     // Every page written once: N+1 copies in memory, each differing by one byte per page.
@@ -88,7 +81,7 @@ fn copy_on_write_copies_that_differ_are_not_duplicates() {
 
 #[test]
 fn a_copy_at_a_shifted_offset_and_zero_filled_pages_are_found() {
-    if skip_unless_root() {
+    if skip_unless_root("--dedup") {
         return;
     }
     let mut child = Command::new(python())
@@ -114,7 +107,7 @@ fn a_copy_at_a_shifted_offset_and_zero_filled_pages_are_found() {
 
 #[test]
 fn unprivileged_dedup_says_why() {
-    if skip_unless_root() {
+    if skip_unless_root("--dedup") {
         return;
     }
     let mut cmd = memtree();
@@ -130,7 +123,7 @@ fn unprivileged_dedup_says_why() {
 
 #[test]
 fn reading_contents_leaves_the_tree_as_it_was() {
-    if skip_unless_root() {
+    if skip_unless_root("--dedup") {
         return;
     }
     // A pinned read (process_vm_readv) of a shared copy-on-write page makes the kernel copy it

@@ -4,7 +4,7 @@
 use std::os::unix::process::CommandExt;
 
 use super::schema::Report;
-use super::support::{MIB, is_root, memtree, parse, report_json, text};
+use super::support::{MIB, memtree, parse, report_json, skip_unless_root, text};
 
 const SIZE_MIB: u64 = 64;
 const SIZE: u64 = SIZE_MIB * MIB;
@@ -37,7 +37,7 @@ fn bucket(report: &Report, mappers: usize) -> u64 {
 /// The exact per-process figures agree with the kernel's smaps figures.
 fn agrees_with_smaps(report: &Report) {
     for p in &report.processes {
-        let (rss, pss, uss) = (p.rss_bytes.unwrap(), p.pss_bytes.unwrap(), p.uss_bytes.unwrap());
+        let (rss, pss, uss) = (p.rss.unwrap(), p.pss.unwrap(), p.uss.unwrap());
         let exact_rss = p.exact_rss_bytes.unwrap().unwrap();
         let exact_pss = p.exact_pss_bytes.unwrap().unwrap();
         let exact_uss = p.exact_uss_bytes.unwrap().unwrap();
@@ -49,16 +49,9 @@ fn agrees_with_smaps(report: &Report) {
     }
 }
 
-fn skip_unless_root() -> bool {
-    if !is_root() {
-        eprintln!("skipped: exact accounting needs root (the unprivileged path has its own test)");
-    }
-    !is_root()
-}
-
 #[test]
 fn fork_read_is_one_copy_mapped_by_every_process() {
-    if skip_unless_root() {
+    if skip_unless_root("exact accounting") {
         return;
     }
     let report = exact_workload("fork", "read");
@@ -79,7 +72,7 @@ fn fork_read_is_one_copy_mapped_by_every_process() {
 
 #[test]
 fn fork_write_makes_n_plus_one_copies() {
-    if skip_unless_root() {
+    if skip_unless_root("exact accounting") {
         return;
     }
     let report = exact_workload("fork", "write");
@@ -91,7 +84,7 @@ fn fork_write_makes_n_plus_one_copies() {
 
 #[test]
 fn serialize_copies_are_distinct_frames() {
-    if skip_unless_root() {
+    if skip_unless_root("exact accounting") {
         return;
     }
     let report = exact_workload("serialize", "read");
@@ -104,7 +97,7 @@ fn serialize_copies_are_distinct_frames() {
 
 #[test]
 fn shared_is_one_shmem_copy() {
-    if skip_unless_root() {
+    if skip_unless_root("exact accounting") {
         return;
     }
     let report = exact_workload("shared", "read");
@@ -126,7 +119,7 @@ fn shared_is_one_shmem_copy() {
 
 #[test]
 fn unprivileged_exact_falls_back_with_its_reason() {
-    if skip_unless_root() {
+    if skip_unless_root("exact accounting") {
         return;
     }
     // memtree as nobody, on a tree of its own (so smaps is readable and only PFNs are not).

@@ -43,18 +43,18 @@ fn fork_tree_matches_the_captured_files() {
     assert_eq!(pids, pids_of("fork-tree"));
     for p in &report.processes {
         let kernel = rollup_file(&dir.join(p.pid.to_string()).join("smaps_rollup"));
-        assert_eq!(p.rss_bytes, Some(kernel["Rss"]));
-        assert_eq!(p.pss_bytes, Some(kernel["Pss"]));
-        assert_eq!(p.uss_bytes, Some(kernel["Private_Clean"] + kernel["Private_Dirty"]));
-        assert_eq!(p.shared_bytes, Some(kernel["Shared_Clean"] + kernel["Shared_Dirty"]));
-        assert_eq!(p.pss_anon_bytes, Some(kernel["Pss_Anon"]));
-        assert_eq!(p.pss_dirty_bytes, Some(kernel["Pss_Dirty"]));
-        assert_eq!(p.swap_pss_bytes, Some(kernel["SwapPss"]));
+        assert_eq!(p.rss, Some(kernel["Rss"]));
+        assert_eq!(p.pss, Some(kernel["Pss"]));
+        assert_eq!(p.uss, Some(kernel["Private_Clean"] + kernel["Private_Dirty"]));
+        assert_eq!(p.shared, Some(kernel["Shared_Clean"] + kernel["Shared_Dirty"]));
+        assert_eq!(p.pss_anon, Some(kernel["Pss_Anon"]));
+        assert_eq!(p.pss_dirty, Some(kernel["Pss_Dirty"]));
+        assert_eq!(p.swap_pss, Some(kernel["SwapPss"]));
         assert_eq!(p.depth, usize::from(p.pid != root));
         // Each worker maps the whole 16 MiB buffer but owns almost none of it.
-        assert!(p.rss_bytes.unwrap() >= 16 * MIB, "{p:?}");
+        assert!(p.rss.unwrap() >= 16 * MIB, "{p:?}");
         if p.pid != root {
-            assert!(p.uss_bytes.unwrap() < 4 * MIB, "{p:?}");
+            assert!(p.uss.unwrap() < 4 * MIB, "{p:?}");
         }
     }
     // One copy of the buffer in all: PSS splits it four ways, the monitor counts it four times.
@@ -70,13 +70,13 @@ fn older_kernel_keys_are_absent_not_zero() {
     let report = report_json(&["--proc-root", dir.to_str().unwrap(), "--pid", &root, "--mappings"]);
     report.check_invariants();
     for p in &report.processes {
-        assert!(p.rss_bytes.is_some());
-        assert_eq!(p.pss_dirty_bytes, None);
-        assert_eq!(p.pss_anon_bytes, None);
-        assert_eq!(p.pss_file_bytes, None);
-        assert_eq!(p.pss_shmem_bytes, None);
+        assert!(p.rss.is_some());
+        assert_eq!(p.pss_dirty, None);
+        assert_eq!(p.pss_anon, None);
+        assert_eq!(p.pss_file, None);
+        assert_eq!(p.pss_shmem, None);
         let mappings = p.mappings.as_ref().unwrap().as_ref().unwrap();
-        assert!(mappings.iter().all(|m| m.pss_dirty_bytes.is_none() && m.rss_bytes.is_some()));
+        assert!(mappings.iter().all(|m| m.pss_dirty.is_none() && m.rss.is_some()));
     }
     let out = memtree()
         .args(["report", "--proc-root", dir.to_str().unwrap(), "--pid", &root])
@@ -92,8 +92,8 @@ fn kernel_threads_have_no_address_space() {
     let report = report_json(&["--proc-root", dir.to_str().unwrap(), "--pid", "2"]);
     assert_eq!(report.processes.len(), pids_of("kernel-thread").len());
     for p in &report.processes {
-        assert_eq!(p.rss_bytes, None);
-        assert_eq!(p.uss_bytes, None);
+        assert_eq!(p.rss, None);
+        assert_eq!(p.uss, None);
         assert!(p.unreadable.as_deref().unwrap().starts_with("no address space"), "{p:?}");
         assert_eq!(p.cmdline.as_deref(), Some(&[][..]), "kernel threads have an empty cmdline");
     }
@@ -112,8 +112,8 @@ fn denied_capture_replays_permission_denied() {
     assert!(!report.privileged);
     assert_eq!(report.processes.len(), 3);
     for p in &report.processes {
-        assert_eq!(p.rss_bytes, None);
-        assert_eq!(p.pss_bytes, None);
+        assert_eq!(p.rss, None);
+        assert_eq!(p.pss, None);
         assert!(p.unreadable.as_deref().unwrap().starts_with("permission denied"), "{p:?}");
         assert_eq!(p.name, "python3", "stat stays readable");
     }
@@ -140,10 +140,10 @@ fn ten_thousand_mappings_parse_and_group() {
     let mappings = p.mappings.as_ref().unwrap().as_ref().unwrap();
     assert_eq!(mappings.len(), headers);
     // The mappings add up to the rollup the kernel printed for the same (idle) process.
-    let rss: u64 = mappings.iter().map(|m| m.rss_bytes.unwrap()).sum();
-    let pss: u64 = mappings.iter().map(|m| m.pss_bytes.unwrap()).sum();
-    assert_eq!(Some(rss), p.rss_bytes);
-    assert!(pss.abs_diff(p.pss_bytes.unwrap()) < 64 * 1024, "pss {pss} vs {:?}", p.pss_bytes);
+    let rss: u64 = mappings.iter().map(|m| m.rss.unwrap()).sum();
+    let pss: u64 = mappings.iter().map(|m| m.pss.unwrap()).sum();
+    assert_eq!(Some(rss), p.rss);
+    assert!(pss.abs_diff(p.pss.unwrap()) < 64 * 1024, "pss {pss} vs {:?}", p.pss);
     let zero = report
         .mappings_by_name
         .as_ref()

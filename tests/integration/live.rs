@@ -31,11 +31,11 @@ fn fork_tree_figures_match_the_kernel() {
     for (i, &pid) in tree.all().iter().enumerate() {
         let p = report.process(pid);
         for (key, value) in [
-            ("Rss", p.rss_bytes),
-            ("Pss", p.pss_bytes),
-            ("Shared_Clean", p.shared_clean_bytes),
-            ("Private_Dirty", p.private_dirty_bytes),
-            ("Pss_Anon", p.pss_anon_bytes),
+            ("Rss", p.rss),
+            ("Pss", p.pss),
+            ("Shared_Clean", p.shared_clean),
+            ("Private_Dirty", p.private_dirty),
+            ("Pss_Anon", p.pss_anon),
         ] {
             let value = value.unwrap();
             let (lo, hi) = (before[i][key].min(after[i][key]), before[i][key].max(after[i][key]));
@@ -44,11 +44,11 @@ fn fork_tree_figures_match_the_kernel() {
                 "pid {pid} {key}: memtree {value}, kernel {lo}..{hi}"
             );
         }
-        assert!(p.rss_bytes.unwrap() >= SIZE_MIB * MIB, "each process maps the whole buffer");
+        assert!(p.rss.unwrap() >= SIZE_MIB * MIB, "each process maps the whole buffer");
         if pid != tree.parent {
             assert_eq!(p.ppid, tree.parent);
-            assert!(p.uss_bytes.unwrap() < SIZE_MIB * MIB / 8, "a worker owns little: {p:?}");
-            assert!(p.shared_bytes.unwrap() >= SIZE_MIB * MIB);
+            assert!(p.uss.unwrap() < SIZE_MIB * MIB / 8, "a worker owns little: {p:?}");
+            assert!(p.shared.unwrap() >= SIZE_MIB * MIB);
         }
     }
     // One physical copy: Σ PSS ≈ size + interpreter overhead; Σ RSS ≈ 4 × size.
@@ -129,7 +129,7 @@ fn a_process_killed_mid_walk_is_vanished_not_zero() {
     report.check_invariants();
     let zombie = report.process(victim);
     assert!(zombie.unreadable.as_deref().unwrap().starts_with("vanished"), "{zombie:?}");
-    assert_eq!(zombie.rss_bytes, None);
+    assert_eq!(zombie.rss, None);
     assert_eq!(report.totals.unreadable_reasons.get("vanished"), Some(&1));
     assert_eq!(report.totals.readable_processes, 3);
 }
@@ -146,7 +146,7 @@ fn a_live_kernel_thread_has_no_address_space() {
     let report = report_json(&["--pid", &kthread.pid.to_string()]);
     let p = report.process(kthread.pid);
     assert!(p.unreadable.as_deref().unwrap().starts_with("no address space"));
-    assert_eq!(p.rss_bytes, None);
+    assert_eq!(p.rss, None);
 }
 
 #[test]
@@ -179,7 +179,7 @@ fn with_mappings_the_buffer_is_the_largest_shared_name() {
     for pid in tree.all() {
         let p = report.process(pid);
         let mappings = p.mappings.as_ref().unwrap().as_ref().unwrap();
-        let rss: u64 = mappings.iter().map(|m| m.rss_bytes.unwrap()).sum();
-        assert!(close(rss, p.rss_bytes.unwrap(), 512 * 1024), "smaps ≈ smaps_rollup");
+        let rss: u64 = mappings.iter().map(|m| m.rss.unwrap()).sum();
+        assert!(close(rss, p.rss.unwrap(), 512 * 1024), "smaps ≈ smaps_rollup");
     }
 }

@@ -6,6 +6,7 @@ mod dedup;
 mod errors;
 mod exact;
 mod fixtures;
+mod golden;
 mod live;
 mod privilege;
 mod python;

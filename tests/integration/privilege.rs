@@ -2,7 +2,7 @@
 
 use std::os::unix::process::CommandExt;
 
-use super::support::{ForkTree, MIB, is_root, memtree, parse, text};
+use super::support::{ForkTree, MIB, memtree, parse, skip_unless_root, text};
 
 const NOBODY: u32 = 65534;
 
@@ -15,8 +15,7 @@ fn as_nobody(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn unprivileged_on_roots_tree_says_permission_denied() {
-    if !is_root() {
-        eprintln!("skipped: dropping to uid {NOBODY} needs root");
+    if skip_unless_root("dropping to uid 65534") {
         return;
     }
     let tree = ForkTree::spawn(16, 2, "read");
@@ -27,8 +26,8 @@ fn unprivileged_on_roots_tree_says_permission_denied() {
     assert!(!report.privileged);
     assert_eq!(report.processes.len(), 3, "stat is world-readable: the tree is still found");
     for p in &report.processes {
-        assert_eq!(p.rss_bytes, None, "never 0");
-        assert_eq!(p.uss_bytes, None);
+        assert_eq!(p.rss, None, "never 0");
+        assert_eq!(p.uss, None);
         let reason = p.unreadable.as_deref().unwrap();
         assert!(reason.starts_with("permission denied"), "{reason}");
         assert!(reason.contains("smaps_rollup"), "{reason}");
@@ -44,8 +43,7 @@ fn unprivileged_on_roots_tree_says_permission_denied() {
 
 #[test]
 fn unprivileged_on_its_own_tree_reads_everything() {
-    if !is_root() {
-        eprintln!("skipped: dropping to uid {NOBODY} needs root");
+    if skip_unless_root("dropping to uid 65534") {
         return;
     }
     let tree = ForkTree::spawn_with(16, 2, "read", |cmd| {
@@ -58,7 +56,7 @@ fn unprivileged_on_its_own_tree_reads_everything() {
     assert!(!report.privileged);
     for p in &report.processes {
         assert_eq!(p.uid, Some(NOBODY));
-        assert!(p.rss_bytes.unwrap() >= 16 * MIB, "{p:?}");
+        assert!(p.rss.unwrap() >= 16 * MIB, "{p:?}");
     }
     assert_eq!(report.totals.unreadable_processes, 0);
 }

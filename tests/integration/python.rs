@@ -67,8 +67,8 @@ fn global_dataframe_is_shared_not_copied() {
     }
     let report = run_workload("pool_global.py", &[]);
     for w in pool_workers(&report) {
-        assert!(w.rss_bytes.unwrap() >= DATA, "a monitor sees the whole frame: {w:?}");
-        assert!(w.uss_bytes.unwrap() < DATA / 4, "but it is shared, not copied: {w:?}");
+        assert!(w.rss.unwrap() >= DATA, "a monitor sees the whole frame: {w:?}");
+        assert!(w.uss.unwrap() < DATA / 4, "but it is shared, not copied: {w:?}");
         assert!(w.peak_uss_bytes.unwrap().unwrap() < DATA / 4, "never copied: {w:?}");
     }
 }
@@ -100,9 +100,9 @@ fn shared_array_default_constructor_copies_and_copy_false_shares() {
     }
     let shared = run_workload("pool_shared_array.py", &["--copy", "false"]);
     for w in pool_workers(&shared) {
-        assert!(w.uss_bytes.unwrap() < DATA / 4, "copy=False keeps it shared: {w:?}");
+        assert!(w.uss.unwrap() < DATA / 4, "copy=False keeps it shared: {w:?}");
         assert!(w.peak_uss_bytes.unwrap().unwrap() < DATA / 4, "never copied: {w:?}");
-        assert!(w.shared_bytes.unwrap() >= DATA, "{w:?}");
+        assert!(w.shared.unwrap() >= DATA, "{w:?}");
     }
     assert!(
         copied.totals.footprint_bytes.unwrap() > shared.totals.footprint_bytes.unwrap() + 2 * DATA,

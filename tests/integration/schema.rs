@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use memtree::model::Figures;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -35,8 +36,9 @@ pub struct Command {
     pub peak_footprint_bytes: Option<u64>,
 }
 
+/// A process: unknown fields are not refused here (serde cannot with a flattened struct), but
+/// the golden JSON (`golden.rs`) pins the whole object.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Process {
     pub pid: u32,
     pub ppid: u32,
@@ -45,20 +47,9 @@ pub struct Process {
     pub name: String,
     pub uid: Option<u32>,
     pub cmdline: Option<Vec<String>>,
-    pub rss_bytes: Option<u64>,
-    pub pss_bytes: Option<u64>,
-    pub uss_bytes: Option<u64>,
-    pub shared_bytes: Option<u64>,
-    pub private_clean_bytes: Option<u64>,
-    pub private_dirty_bytes: Option<u64>,
-    pub shared_clean_bytes: Option<u64>,
-    pub shared_dirty_bytes: Option<u64>,
-    pub swap_bytes: Option<u64>,
-    pub swap_pss_bytes: Option<u64>,
-    pub pss_anon_bytes: Option<u64>,
-    pub pss_file_bytes: Option<u64>,
-    pub pss_shmem_bytes: Option<u64>,
-    pub pss_dirty_bytes: Option<u64>,
+    /// The figures as memtree declares them (`rss_bytes`, …): `p.rss`, `p.pss`, ….
+    #[serde(flatten)]
+    pub figures: Figures,
     pub unreadable: Option<String>,
     pub peak_rss_bytes: Option<Option<u64>>,
     pub peak_pss_bytes: Option<Option<u64>>,
@@ -73,29 +64,31 @@ pub struct Process {
     pub mappings_unreadable: Option<String>,
 }
 
+impl std::ops::Deref for Process {
+    type Target = Figures;
+    fn deref(&self) -> &Figures {
+        &self.figures
+    }
+}
+
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Mapping {
     pub start: String,
     pub end: String,
     pub perms: String,
     pub offset: u64,
     pub name: String,
-    pub rss_bytes: Option<u64>,
-    pub pss_bytes: Option<u64>,
-    pub uss_bytes: Option<u64>,
-    pub shared_bytes: Option<u64>,
-    pub private_clean_bytes: Option<u64>,
-    pub private_dirty_bytes: Option<u64>,
-    pub shared_clean_bytes: Option<u64>,
-    pub shared_dirty_bytes: Option<u64>,
-    pub swap_bytes: Option<u64>,
-    pub swap_pss_bytes: Option<u64>,
-    pub pss_anon_bytes: Option<u64>,
-    pub pss_file_bytes: Option<u64>,
-    pub pss_shmem_bytes: Option<u64>,
-    pub pss_dirty_bytes: Option<u64>,
+    /// The figures as memtree declares them (`rss_bytes`, …): `p.rss`, `p.pss`, ….
+    #[serde(flatten)]
+    pub figures: Figures,
     pub vm_flags: Vec<String>,
+}
+
+impl std::ops::Deref for Mapping {
+    type Target = Figures;
+    fn deref(&self) -> &Figures {
+        &self.figures
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,19 +183,14 @@ impl Report {
     /// uss ≤ pss ≤ rss for every readable process, and the totals are the sums.
     pub fn check_invariants(&self) {
         for p in &self.processes {
-            if let (Some(rss), Some(pss), Some(uss)) = (p.rss_bytes, p.pss_bytes, p.uss_bytes) {
+            if let (Some(rss), Some(pss), Some(uss)) = (p.rss, p.pss, p.uss) {
                 assert!(uss <= pss && pss <= rss, "pid {}: uss {uss} pss {pss} rss {rss}", p.pid);
-                assert_eq!(
-                    p.shared_bytes.unwrap() + uss,
-                    rss,
-                    "pid {}: shared + private = rss",
-                    p.pid
-                );
+                assert_eq!(p.shared.unwrap() + uss, rss, "pid {}: shared + private = rss", p.pid);
                 assert!(p.unreadable.is_none());
             } else {
                 assert!(p.unreadable.is_some(), "pid {} has no figures and no reason", p.pid);
-                assert_eq!(p.rss_bytes, None);
-                assert_eq!(p.pss_bytes, None);
+                assert_eq!(p.rss, None);
+                assert_eq!(p.pss, None);
             }
         }
         let readable: Vec<&Process> =
@@ -216,10 +204,10 @@ impl Report {
         };
         assert_eq!(self.totals.processes, self.processes.len());
         assert_eq!(self.totals.readable_processes, readable.len());
-        assert_eq!(self.totals.rss_sum_bytes, sum(|p| p.rss_bytes));
-        assert_eq!(self.totals.pss_sum_bytes, sum(|p| p.pss_bytes));
-        assert_eq!(self.totals.uss_sum_bytes, sum(|p| p.uss_bytes));
-        assert_eq!(self.totals.shared_sum_bytes, sum(|p| p.shared_bytes));
+        assert_eq!(self.totals.rss_sum_bytes, sum(|p| p.rss));
+        assert_eq!(self.totals.pss_sum_bytes, sum(|p| p.pss));
+        assert_eq!(self.totals.uss_sum_bytes, sum(|p| p.uss));
+        assert_eq!(self.totals.shared_sum_bytes, sum(|p| p.shared));
         if let (Some(pss), Some(swap_pss), "pss_estimate") = (
             self.totals.pss_sum_bytes,
             self.totals.swap_pss_sum_bytes,

@@ -25,6 +25,21 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// Whether a test that needs root must be skipped here: never in CI (`CI` set, as `.ci/run`
+/// runs as root), where an unprivileged run is a broken setup and fails the test instead of
+/// letting it pass without checking anything; elsewhere it says so on stderr.
+pub fn skip_unless_root(what: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI runs as root, but this test runs unprivileged: {what} is not checked"
+    );
+    eprintln!("skipped: {what} needs root (the unprivileged path has its own test)");
+    true
+}
+
 /// Runs memtree and parses its JSON report; panics with stderr on failure.
 pub fn report_json(args: &[&str]) -> Report {
     let out = memtree().args(["report", "--format", "json"]).args(args).output().unwrap();

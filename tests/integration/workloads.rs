@@ -44,8 +44,8 @@ fn fork_read_is_one_shared_copy() {
     assert_eq!(report.processes[0].name, "fork_cow");
     for w in workers(&report) {
         assert!(w.name.starts_with("fork_cow-w"), "{}", w.name);
-        assert!(w.rss_bytes.unwrap() >= SIZE, "a worker maps the whole buffer: {w:?}");
-        assert!(w.uss_bytes.unwrap() < SIZE / 16, "but owns almost none of it: {w:?}");
+        assert!(w.rss.unwrap() >= SIZE, "a worker maps the whole buffer: {w:?}");
+        assert!(w.uss.unwrap() < SIZE / 16, "but owns almost none of it: {w:?}");
     }
     let footprint = report.totals.footprint_bytes.unwrap();
     assert!((SIZE..SIZE + 8 * MIB).contains(&footprint), "one copy in all: {footprint}");
@@ -56,7 +56,7 @@ fn fork_read_is_one_shared_copy() {
 fn fork_write_gives_every_worker_its_own_copy() {
     let report = workload_report("fork", "write");
     for w in workers(&report) {
-        assert!(w.uss_bytes.unwrap() >= SIZE, "copy-on-write made a private copy: {w:?}");
+        assert!(w.uss.unwrap() >= SIZE, "copy-on-write made a private copy: {w:?}");
     }
     let footprint = report.totals.footprint_bytes.unwrap();
     assert!(footprint >= (WORKERS as u64 + 1) * SIZE, "N+1 copies: {footprint}");
@@ -66,7 +66,7 @@ fn fork_write_gives_every_worker_its_own_copy() {
 fn fork_write_fraction_copies_that_fraction() {
     let report = workload_report("fork", "write=0.25");
     for w in workers(&report) {
-        let uss = w.uss_bytes.unwrap();
+        let uss = w.uss.unwrap();
         assert!((SIZE / 4..SIZE / 4 + 4 * MIB).contains(&uss), "a quarter copied: {uss}");
     }
 }
@@ -76,9 +76,9 @@ fn serialize_gives_every_worker_its_own_copy() {
     let report = workload_report("serialize", "read");
     for w in workers(&report) {
         assert!(w.name.starts_with("serialize-w"), "{}", w.name);
-        assert!(w.uss_bytes.unwrap() >= SIZE, "its received copy is private: {w:?}");
+        assert!(w.uss.unwrap() >= SIZE, "its received copy is private: {w:?}");
         // …and it still maps the parent's original, inherited at fork as a Pool's workers do.
-        assert!(w.rss_bytes.unwrap() >= 2 * SIZE, "{w:?}");
+        assert!(w.rss.unwrap() >= 2 * SIZE, "{w:?}");
     }
     let footprint = report.totals.footprint_bytes.unwrap();
     assert!(footprint >= (WORKERS as u64 + 1) * SIZE, "N+1 copies: {footprint}");
@@ -89,8 +89,8 @@ fn shared_is_one_segment_split_between_all() {
     let report = workload_report("shared", "read");
     let n = WORKERS as u64 + 1;
     for p in &report.processes {
-        assert!(p.shared_bytes.unwrap() >= SIZE, "every process maps the segment: {p:?}");
-        let shmem = p.pss_shmem_bytes.unwrap();
+        assert!(p.shared.unwrap() >= SIZE, "every process maps the segment: {p:?}");
+        let shmem = p.pss_shmem.unwrap();
         assert!(shmem.abs_diff(SIZE / n) < MIB, "PSS splits it {n} ways: {shmem} vs {}", SIZE / n);
     }
     let footprint = report.totals.footprint_bytes.unwrap();
@@ -102,7 +102,7 @@ fn shared_untouched_is_not_in_the_workers() {
     // A MAP_SHARED mapping is not populated in a forked child's page tables.
     let report = workload_report("shared", "none");
     for w in workers(&report) {
-        assert!(w.rss_bytes.unwrap() < SIZE / 4, "{w:?}");
+        assert!(w.rss.unwrap() < SIZE / 4, "{w:?}");
     }
 }
 

@@ -2,14 +2,16 @@
 //! duplicated rather than shared.
 //!
 //! ```text
-//! cli ──> runner  (runs a command or a workload, supervises, cleans up)
-//!     ──> sampler (the only /proc reader: tree walk, smaps_rollup, smaps) ──> model::Snapshot
-//!     ──> model   (pure: per-process figures, trees, totals, peaks)       ──> model::Accounting
-//!     ──> report  (table / json / markdown to any writer)
+//! cli     (the command line; target.rs resolves every command's target)
+//!  └> faces   report (table / json / markdown / compare), tui (the dashboard)
+//!      └> runner  (runs a command or a workload, supervises, cleans up)
+//!          └> sampler (the only /proc reader; session.rs is the shared sampler) ──> Snapshot
+//!              └> model   (pure: figures, trees, totals, exact, dedup, peaks) ──> Accounting
 //! ```
 //!
-//! The report never reads /proc; the sampler never formats. A figure that could not be read is
-//! absent with its reason ([`model::Unreadable`]), never 0.
+//! A layer uses only the layers below it (docs/architecture.md). The faces never read /proc;
+//! the sampler never formats. A figure that could not be read is absent with its reason
+//! ([`model::Unreadable`]), never 0.
 
 pub mod cli;
 pub mod model;

@@ -69,7 +69,7 @@ impl PeakTracker {
         Some(footprint)
     }
 
-    /// The highest footprint seen (the reported sample's is within [`PLATEAU`] of it).
+    /// The highest footprint seen (the reported sample's is within `PLATEAU` of it).
     pub fn max_footprint(&self) -> Option<u64> {
         self.best.as_ref().map(|_| self.max_footprint)
     }

@@ -1,5 +1,8 @@
-//! Report layer: formats one [`Accounting`] as a table, JSON or markdown, to any writer.
-//! Reads nothing from /proc: everything comes from the model.
+//! Report layer, a face: formats one [`Accounting`] as a table, JSON or markdown (and
+//! `compare`'s side-by-side), to any writer. It may use the model, the runner's value types
+//! (a workload's [`Spec`], a command's [`RunOutcome`]) and `units`; it reads nothing from /proc
+//! and never uses the sampler, the tui or the cli. [`explain`] holds the sentences every face
+//! shares.
 
 pub mod compare;
 pub mod explain;

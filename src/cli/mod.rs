@@ -173,12 +173,16 @@ pub struct TopArgs {
     /// How often to refresh (processes whose memory did not change are not read again).
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::parse_duration)]
     pub interval: Duration,
-    /// Do not read physical pages even as root (exact figures are on by default when
-    /// privileged).
+    /// Do not read physical pages even as root (exact figures, and duplicated content, are on
+    /// by default when privileged).
     #[arg(long)]
     pub no_exact: bool,
-    /// Also measure duplicated content (reads every anonymous page at each exact refresh).
-    #[arg(long, conflicts_with = "no_exact")]
+    /// Do not measure duplicated content (on by default when privileged: every distinct
+    /// anonymous page is read at each exact refresh, on the same cost-based cadence).
+    #[arg(long)]
+    pub no_dedup: bool,
+    /// Measure duplicated content (the default when privileged; kept for scripts).
+    #[arg(long, hide = true, conflicts_with_all = ["no_exact", "no_dedup"])]
     pub dedup: bool,
 }
 
@@ -203,12 +207,19 @@ pub struct RunArgs {
 pub struct CompareArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
-    /// Exact footprints from physical pages (needs root).
-    #[arg(long)]
+    /// Exact footprints from physical pages (the default as root; asked for without root, the
+    /// reason they are missing is given).
+    #[arg(long, conflicts_with = "no_exact")]
     pub exact: bool,
-    /// Measure duplicated content too (implies --exact; needs root).
-    #[arg(long)]
+    /// Measure duplicated content (the default as root; implies --exact).
+    #[arg(long, conflicts_with_all = ["no_exact", "no_dedup"])]
     pub dedup: bool,
+    /// Neither exact figures nor duplicated content, even as root.
+    #[arg(long)]
+    pub no_exact: bool,
+    /// No duplicated content, even as root (exact figures stay).
+    #[arg(long)]
+    pub no_dedup: bool,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,

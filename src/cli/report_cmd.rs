@@ -19,6 +19,7 @@ pub fn report(args: ReportArgs) -> Result<i32> {
     let sampler = sampler_for(args.proc_root.clone())?;
     let options = SampleOptions { mappings: args.mappings, exact: args.exact, dedup: args.dedup };
     let source = sampler.root().display().to_string();
+    let live = !sampler.is_captured();
     let (mut out, style) = open_output(args.output.as_ref())?;
     let mut resolved = target::resolve(&args.target, &args.workload, &sampler, None)?;
     let roots = match &resolved.watch {
@@ -40,7 +41,7 @@ pub fn report(args: ReportArgs) -> Result<i32> {
         resolved.stop()?;
         (round.accounting, None, 0)
     };
-    let meta = Meta { target: resolved.described.clone(), run, source };
+    let meta = Meta { target: resolved.described.clone(), run, source, live };
     report::write_report(&mut out, args.format, &accounting, &meta, style)?;
     out.flush()?;
     Ok(status)

@@ -65,7 +65,7 @@ pub fn top(args: TopArgs) -> Result<i32> {
     let options = SampleOptions {
         mappings: false,
         exact: privileged && !args.no_exact,
-        dedup: privileged && args.dedup,
+        dedup: privileged && !args.no_exact && !args.no_dedup,
     };
     let interval = args.interval.max(MIN_INTERVAL);
     let session = Session::new(sampler, resolved.watch.clone(), options)

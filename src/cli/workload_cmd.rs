@@ -42,8 +42,11 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
             check_memory(spec.projected_bytes(), available, &what).map_err(usage)?;
         }
     }
-    let options =
-        SampleOptions { exact: args.exact, dedup: args.dedup, ..SampleOptions::default() };
+    // As root, exact figures and duplicated content are measured unless turned off.
+    let privileged = sampler.privileged();
+    let exact = args.exact || (privileged && !args.no_exact);
+    let dedup = args.dedup || (privileged && !args.no_exact && !args.no_dedup);
+    let options = SampleOptions { exact, dedup, ..SampleOptions::default() };
     let mut results = Vec::with_capacity(specs.len());
     for spec in &specs {
         let workload = RunningWorkload::start(*spec)

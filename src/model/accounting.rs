@@ -165,6 +165,10 @@ pub struct Totals {
     pub shared_sum: Option<u64>,
     pub swap_sum: Option<u64>,
     pub swap_pss_sum: Option<u64>,
+    /// Σ thp, Σ ksm (each process's huge-page and KSM-merged bytes, counted in every process
+    /// mapping them, as RSS is).
+    pub thp_sum: Option<u64>,
+    pub ksm_sum: Option<u64>,
     pub footprint: Option<u64>,
     pub footprint_method: FootprintMethod,
     /// `rss_sum / footprint`.
@@ -187,6 +191,8 @@ impl Totals {
             shared_sum: None,
             swap_sum: None,
             swap_pss_sum: None,
+            thp_sum: None,
+            ksm_sum: None,
             footprint: None,
             footprint_method: FootprintMethod::PssEstimate,
             overcount: None,
@@ -203,6 +209,8 @@ impl Totals {
                     accumulate(&mut totals.shared_sum, f.shared);
                     accumulate(&mut totals.swap_sum, f.swap);
                     accumulate(&mut totals.swap_pss_sum, f.swap_pss);
+                    accumulate(&mut totals.thp_sum, f.thp);
+                    accumulate(&mut totals.ksm_sum, f.ksm);
                 }
                 Err(Unreadable::NoAddressSpace) => totals.kernel_threads += 1,
                 Err(reason) => *totals.unreadable.entry(reason.kind()).or_default() += 1,

@@ -1,19 +1,22 @@
 //! Model layer: exact accounting from physical pages. Pure: fed the pagemap entries of every
 //! process of a tree and the kpagecount/kpageflags of the frames they map, it computes what the
 //! tree really holds — distinct frames (footprint), frames only the tree maps (exclusive), how
-//! many processes map each frame (histogram), who shares with whom (pairs), per mapping name
-//! what is private, shared within the tree and shared outside it, and each process's PSS and
-//! USS recomputed page by page.
+//! many processes map each frame (histogram), the distinct groups of processes that map the
+//! same frames (sharing groups) and the largest pairs among them, per mapping name what is
+//! private, shared within the tree and shared outside it, and each process's PSS and USS
+//! recomputed page by page.
 //!
-//! Frames are found through a bitmap over every frame of the machine (sized from its highest
-//! frame), not hashed; the per-frame tables are indexed by rank in that bitmap: 1.5 bits per
-//! frame of RAM plus about 11 bytes per frame of the tree (docs/exact.md).
+//! An entry is a base page or a PMD-mapped transparent huge page (one entry, one kpagecount,
+//! counted for its whole size). Frames are found through a bitmap over every frame of the
+//! machine (sized from its highest frame), not hashed; the per-frame tables are indexed by rank
+//! in that bitmap: 1.5 bits per frame of RAM plus about 11 bytes per frame of the tree
+//! (docs/exact.md).
 
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
 
-use super::snapshot::{PageEntry, PagesRaw, PfnTable};
+use super::snapshot::{PageEntry, PagesRaw, PfnTable, page_flags};
 
 /// A process's figures recomputed from its pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,6 +42,30 @@ pub struct Pair {
     pub b: u32,
     pub bytes: u64,
 }
+
+/// A set of two or more processes of the tree that map the same frames, and the bytes of the
+/// frames mapped by exactly these processes of the tree (they may be mapped outside it too).
+/// Every frame mapped by two or more processes of the tree is in exactly one group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SharingGroup {
+    /// The pids of the group, in the order of the tree (depth-first).
+    pub members: Vec<u32>,
+    pub bytes: u64,
+    /// Of `bytes`, what some process outside the tree maps too (libc, say).
+    pub shared_outside: u64,
+    /// The mapping names the group's frames are mapped under (in its first member that maps
+    /// each), largest first, at most [`GROUP_NAMES`].
+    pub mappings: Vec<(String, u64)>,
+}
+
+/// Mapping names kept per sharing group.
+pub const GROUP_NAMES: usize = 3;
+/// Pairs kept: the largest, derived from the groups.
+pub const TOP_PAIRS: usize = 10;
+/// Above this many (process, process) combinations in all groups, pairs are computed among
+/// the [`PAIR_CANDIDATES`] processes that share the most, not among all.
+const PAIR_BUDGET: u64 = 250_000;
+const PAIR_CANDIDATES: usize = 64;
 
 /// A mapping name's distinct bytes in the tree, by sharing class. A frame mapped under several
 /// names (or several times) is split evenly between its occurrences, so the classes add up to
@@ -70,24 +97,31 @@ pub struct ExactTotals {
     pub zero_page_mapped: u64,
     /// `(k, bytes)`: bytes of frames mapped by exactly k processes of the tree, k ascending.
     pub histogram: Vec<(usize, u64)>,
-    /// Every pair of processes sharing frames, largest first.
+    /// The distinct sets of processes mapping the same frames, largest first.
+    pub groups: Vec<SharingGroup>,
+    /// The [`TOP_PAIRS`] pairs of processes sharing the most, largest first, derived from the
+    /// groups (exact among all processes while the groups hold at most 250,000 pairs, among
+    /// the 64 processes sharing the most beyond that).
     pub pairs: Vec<Pair>,
+    /// Bytes in PMD-mapped transparent huge pages, distinct frames.
+    pub thp: u64,
+    /// Bytes in KSM-merged frames, distinct (from kpageflags: `None` when they were not read).
+    pub ksm: Option<u64>,
     /// Per mapping name, largest first.
     pub by_name: Vec<NameSharing>,
 }
 
 impl ExactTotals {
-    /// The processes `pid` shares frames with and the bytes of each, largest first.
+    /// The processes `pid` shares frames with and the bytes of each, largest first (from the
+    /// groups: every group that holds it adds its bytes to each other member).
     pub fn partners(&self, pid: u32) -> Vec<(u32, u64)> {
-        let mut partners: Vec<(u32, u64)> = self
-            .pairs
-            .iter()
-            .filter_map(|p| match (p.a == pid, p.b == pid) {
-                (true, _) => Some((p.b, p.bytes)),
-                (_, true) => Some((p.a, p.bytes)),
-                _ => None,
-            })
-            .collect();
+        let mut bytes: HashMap<u32, u64> = HashMap::new();
+        for group in self.groups.iter().filter(|g| g.members.contains(&pid)) {
+            for &other in group.members.iter().filter(|&&m| m != pid) {
+                *bytes.entry(other).or_default() += group.bytes;
+            }
+        }
+        let mut partners: Vec<(u32, u64)> = bytes.into_iter().collect();
         partners.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
         partners
     }
@@ -181,20 +215,20 @@ const NO_FRAME: u32 = u32::MAX;
 /// fractional bytes of frames mapped several times under the name split evenly.
 type NameShares<'a> = HashMap<&'a str, (f64, f64, f64)>;
 
-/// Computes the exact figures of the tree made of `processes` (pid, pages).
-/// `want_pairs` false skips the pairwise sharing (its cost grows with the square of the
-/// processes sharing a frame: for the whole machine, libc alone is thousands of pairs).
+/// Computes the exact figures of the tree made of `processes` (pid, pages), in tree order.
+/// `want_groups` false skips the sharing groups and pairs (for every tree of the machine
+/// together, where the groups of each tree are already known).
 ///
 /// Each entry's frame is looked up once (in parallel); pass 1 counts, per frame, the tree's
 /// mappings and its set of processes; pass 2 (in parallel, read-only) gives each process its
-/// figures and its share per mapping name; pass 3 counts each distinct frame once and resets
-/// the workspace.
+/// figures and its share per mapping name; pass 3 counts each distinct frame once, into its
+/// set's group, and resets the workspace.
 pub fn exact(
     processes: &[(u32, &PagesRaw)],
     table: &PfnTable,
     page_size: u64,
     ws: &mut Workspace,
-    want_pairs: bool,
+    want_groups: bool,
 ) -> (ExactTotals, Vec<ExactProcess>) {
     ws.ensure(table.len());
     let mut totals = ExactTotals::default();
@@ -219,9 +253,9 @@ pub fn exact(
                 ws.set[frame] = sets.add(ws.set[frame], index as u32);
             } else if let Some(swap) = entry.swap_entry() {
                 swap_entries.insert(swap);
-                per_process[index].swap += page_size;
+                per_process[index].swap += entry.bytes(page_size);
             } else if entry.pfn().is_some() {
-                totals.zero_page_mapped += page_size;
+                totals.zero_page_mapped += entry.bytes(page_size);
             }
         }
     }
@@ -250,30 +284,67 @@ pub fn exact(
         }
     }
 
-    // Pass 3: each distinct frame once (the first entry that finds its set), then reset.
+    // Pass 3: each distinct frame once (the first entry that finds its set), into its set's
+    // bytes and, for sets of two or more, the bytes per (set, mapping name); then reset.
     let mut histogram = vec![0u64; processes.len() + 1];
-    let mut frames_in_set = vec![0u64; sets.sets.len()];
-    for frame in frames.iter().flatten().filter(|&&f| f != NO_FRAME) {
-        let frame = *frame as usize;
-        let set = ws.set[frame];
-        if set == 0 {
-            continue; // counted already
+    let mut set_bytes = vec![(0u64, 0u64); sets.sets.len()];
+    let mut set_names: HashMap<(u32, &str), u64> = HashMap::new();
+    let mut ksm = 0u64;
+    for ((_, pages), frames) in processes.iter().zip(&frames) {
+        for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
+            let range = range.start as usize..range.end as usize;
+            // Neighbouring frames are mostly in one set: (set, bytes) added up per run.
+            let mut run = (0u32, 0u64);
+            let mut flush = |run: (u32, u64)| {
+                if run.0 != 0 && sets.size(run.0) >= 2 {
+                    *set_names.entry((run.0, mapping.name())).or_default() += run.1;
+                }
+            };
+            for (entry, &frame) in pages.entries[range.clone()].iter().zip(&frames[range]) {
+                if frame == NO_FRAME {
+                    continue;
+                }
+                let frame = frame as usize;
+                let set = ws.set[frame];
+                if set == 0 {
+                    continue; // counted already
+                }
+                let bytes = entry.bytes(page_size);
+                let exclusive = u32::from(ws.occurrences[frame]) >= table.mapcount[frame];
+                set_bytes[set as usize].0 += bytes;
+                if !exclusive {
+                    set_bytes[set as usize].1 += bytes;
+                }
+                totals.resident += bytes;
+                histogram[sets.size(set) as usize] += bytes;
+                if exclusive {
+                    totals.exclusive += bytes;
+                }
+                if entry.order() > 0 {
+                    totals.thp += bytes;
+                }
+                if table.flags.get(frame).is_some_and(|f| f & page_flags::KSM != 0) {
+                    ksm += bytes;
+                }
+                if run.0 != set {
+                    flush(run);
+                    run = (set, 0);
+                }
+                run.1 += bytes;
+                ws.set[frame] = 0;
+                ws.occurrences[frame] = 0;
+            }
+            flush(run);
         }
-        frames_in_set[set as usize] += 1;
-        totals.resident += page_size;
-        histogram[sets.size(set) as usize] += page_size;
-        if u32::from(ws.occurrences[frame]) >= table.mapcount[frame] {
-            totals.exclusive += page_size;
-        }
-        ws.set[frame] = 0;
-        ws.occurrences[frame] = 0;
     }
 
     totals.swap = swap_entries.len() as u64 * page_size;
     totals.footprint = totals.resident + totals.swap;
+    totals.ksm = (!table.flags.is_empty() || table.is_empty()).then_some(ksm);
     totals.histogram = histogram.into_iter().enumerate().filter(|&(_, bytes)| bytes > 0).collect();
-    if want_pairs {
-        totals.pairs = pairs(&sets, &frames_in_set, processes, page_size);
+    if want_groups {
+        totals.groups = groups(&sets, &set_bytes, set_names, processes);
+        totals.pairs = top_pairs(&totals.groups);
     }
     let mut by_name: Vec<NameSharing> = names
         .into_iter()
@@ -312,7 +383,8 @@ fn process_figures<'a>(
     for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
         let name = mapping.name();
         let slot = shares.entry(name).or_default();
-        for &frame in &frames[range.start as usize..range.end as usize] {
+        let range = range.start as usize..range.end as usize;
+        for (entry, &frame) in pages.entries[range.clone()].iter().zip(&frames[range]) {
             if frame == NO_FRAME {
                 continue;
             }
@@ -324,17 +396,21 @@ fn process_figures<'a>(
                 pss_step = (page_size << 12) / u64::from(mapcount);
                 share = page_size as f64 / f64::from(occurrences);
             }
-            me.rss += page_size;
-            pss_fixed += pss_step;
+            // A huge page counts its base pages at once (one kpagecount for all of them).
+            let pages_in = 1u64 << entry.order();
+            let bytes = page_size * pages_in;
+            me.rss += bytes;
+            pss_fixed += pss_step * pages_in;
+            let part = share * pages_in as f64;
             if mapcount == 1 {
-                me.uss += page_size;
-                slot.0 += share;
+                me.uss += bytes;
+                slot.0 += part;
             } else if occurrences >= mapcount {
-                me.shared_in_tree += page_size;
-                slot.1 += share;
+                me.shared_in_tree += bytes;
+                slot.1 += part;
             } else {
-                me.shared_outside += page_size;
-                slot.2 += share;
+                me.shared_outside += bytes;
+                slot.2 += part;
             }
         }
     }
@@ -342,35 +418,83 @@ fn process_figures<'a>(
     (me, shares)
 }
 
-/// Bytes shared by each pair of processes: every set of two or more processes adds its frames
-/// to each of its pairs.
-fn pairs(
+/// The sets of two or more processes that hold frames, as groups with pids, bytes and names,
+/// largest first.
+fn groups(
     sets: &Sets,
-    frames_in_set: &[u64],
+    set_bytes: &[(u64, u64)],
+    set_names: HashMap<(u32, &str), u64>,
     processes: &[(u32, &PagesRaw)],
-    page_size: u64,
-) -> Vec<Pair> {
-    let mut bytes: HashMap<(u32, u32), u64> = HashMap::new();
-    for (set, &frames) in frames_in_set.iter().enumerate() {
-        if frames == 0 || sets.size(set as u32) < 2 {
-            continue;
+) -> Vec<SharingGroup> {
+    let mut names: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
+    for ((set, name), bytes) in set_names {
+        names.entry(set).or_default().push((name.to_string(), bytes));
+    }
+    let mut groups: Vec<SharingGroup> = set_bytes
+        .iter()
+        .enumerate()
+        .filter(|&(set, &(bytes, _))| bytes > 0 && sets.size(set as u32) >= 2)
+        .map(|(set, &(bytes, shared_outside))| {
+            let mut members: Vec<u32> = sets.members(set as u32);
+            members.reverse();
+            let mut mappings = names.remove(&(set as u32)).unwrap_or_default();
+            mappings.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            mappings.truncate(GROUP_NAMES);
+            SharingGroup {
+                members: members.into_iter().map(|i| processes[i as usize].0).collect(),
+                bytes,
+                shared_outside,
+                mappings,
+            }
+        })
+        .collect();
+    groups.sort_by(|a, b| {
+        b.bytes
+            .cmp(&a.bytes)
+            .then(b.members.len().cmp(&a.members.len()))
+            .then(a.members.cmp(&b.members))
+    });
+    groups
+}
+
+/// The largest pairs, from the groups: each group adds its bytes to every pair of its members.
+/// Beyond [`PAIR_BUDGET`] combinations (a tree of 1,000 processes mapping one libc is 500,000),
+/// only pairs among the [`PAIR_CANDIDATES`] processes sharing the most are counted.
+fn top_pairs(groups: &[SharingGroup]) -> Vec<Pair> {
+    let combinations: u64 = groups
+        .iter()
+        .map(|g| {
+            let n = g.members.len() as u64;
+            n * (n - 1) / 2
+        })
+        .sum();
+    let candidates: Option<HashSet<u32>> = (combinations > PAIR_BUDGET).then(|| {
+        let mut shared: HashMap<u32, u64> = HashMap::new();
+        for g in groups {
+            for &m in &g.members {
+                *shared.entry(m).or_default() += g.bytes;
+            }
         }
-        let members = sets.members(set as u32);
-        for (x, &b) in members.iter().enumerate() {
-            for &a in &members[x + 1..] {
-                *bytes.entry((a, b)).or_default() += frames * page_size;
+        let mut by_bytes: Vec<(u32, u64)> = shared.into_iter().collect();
+        by_bytes.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
+        by_bytes.into_iter().take(PAIR_CANDIDATES).map(|(pid, _)| pid).collect()
+    });
+    let mut bytes: HashMap<(u32, u32), u64> = HashMap::new();
+    for g in groups {
+        let members: Vec<u32> = match &candidates {
+            Some(keep) => g.members.iter().copied().filter(|m| keep.contains(m)).collect(),
+            None => g.members.clone(),
+        };
+        for (x, &a) in members.iter().enumerate() {
+            for &b in &members[x + 1..] {
+                *bytes.entry((a.min(b), a.max(b))).or_default() += g.bytes;
             }
         }
     }
-    let mut list: Vec<Pair> = bytes
-        .into_iter()
-        .map(|((a, b), bytes)| Pair {
-            a: processes[a as usize].0,
-            b: processes[b as usize].0,
-            bytes,
-        })
-        .collect();
+    let mut list: Vec<Pair> =
+        bytes.into_iter().map(|((a, b), bytes)| Pair { a, b, bytes }).collect();
     list.sort_by(|x, y| y.bytes.cmp(&x.bytes).then((x.a, x.b).cmp(&(y.a, y.b))));
+    list.truncate(TOP_PAIRS);
     list
 }
 
@@ -388,7 +512,7 @@ mod tests {
             entries: frames
                 .iter()
                 .enumerate()
-                .map(|(i, &pfn)| PageEntry { vaddr: i as u64 * PAGE, raw: PRESENT | pfn })
+                .map(|(i, &pfn)| PageEntry::new(i as u64 * PAGE, PRESENT | pfn))
                 .collect(),
             ranges: std::iter::once(0..frames.len() as u32).collect(),
         }
@@ -441,6 +565,12 @@ mod tests {
         assert_eq!(totals.histogram, vec![(1, 2 * PAGE), (3, 5 * PAGE)]);
         assert_eq!(totals.pairs.len(), 3);
         assert!(totals.pairs.iter().all(|p| p.bytes == 5 * PAGE));
+        // One group: the three processes share frames 10-13 and 20 (20 also outside).
+        assert_eq!(totals.groups.len(), 1);
+        let group = &totals.groups[0];
+        assert_eq!(group.members, [1, 2, 3]);
+        assert_eq!((group.bytes, group.shared_outside), (5 * PAGE, PAGE));
+        assert_eq!(group.mappings, [("buf".to_string(), 5 * PAGE)]);
         assert_eq!(totals.partners(2), vec![(1, 5 * PAGE), (3, 5 * PAGE)]);
         assert!(totals.partners(9).is_empty());
         assert_eq!(per[0].rss, 5 * PAGE);
@@ -473,11 +603,71 @@ mod tests {
     }
 
     #[test]
+    fn groups_are_the_distinct_sets_and_pairs_come_from_them() {
+        // 1 and 2 share frames 1-2; 1, 2 and 3 share frame 3; 3 alone has 4.
+        let a = pages(&[1, 2, 3]);
+        let b = pages(&[1, 2, 3]);
+        let c = pages(&[3, 4]);
+        let t = table(&[(1, 2), (2, 2), (3, 3), (4, 1)], &[]);
+        let (totals, _) =
+            exact(&[(7, &a), (8, &b), (9, &c)], &t, PAGE, &mut Workspace::default(), true);
+        let groups: Vec<(Vec<u32>, u64)> =
+            totals.groups.iter().map(|g| (g.members.clone(), g.bytes)).collect();
+        assert_eq!(groups, [(vec![7, 8], 2 * PAGE), (vec![7, 8, 9], PAGE)]);
+        let pairs: Vec<(u32, u32, u64)> =
+            totals.pairs.iter().map(|p| (p.a, p.b, p.bytes)).collect();
+        assert_eq!(pairs, [(7, 8, 3 * PAGE), (7, 9, PAGE), (8, 9, PAGE)]);
+        assert_eq!(totals.partners(9), [(7, PAGE), (8, PAGE)]);
+        // The whole-machine pass asks for none.
+        let (none, _) = exact(&[(7, &a), (8, &b)], &t, PAGE, &mut Workspace::default(), false);
+        assert!(none.groups.is_empty() && none.pairs.is_empty());
+    }
+
+    #[test]
+    fn a_huge_page_counts_whole_and_once() {
+        let huge = |head: u64| PagesRaw {
+            mappings: vec![mapping("[anon]", 0)],
+            entries: vec![PageEntry::huge(0x20_0000, PRESENT | head, 9)],
+            ranges: std::iter::once(0..1).collect(),
+        };
+        let (a, b) = (huge(512), huge(512));
+        let mut present = vec![0u64; 9];
+        present[8] = 1; // frame 512
+        let mut t = PfnTable::new(present);
+        t.mapcount[0] = 2;
+        let (totals, per) = exact(&[(1, &a), (2, &b)], &t, PAGE, &mut Workspace::default(), true);
+        assert_eq!(totals.footprint, 512 * PAGE);
+        assert_eq!(totals.thp, 512 * PAGE);
+        assert_eq!(totals.histogram, [(2, 512 * PAGE)]);
+        assert_eq!(
+            (per[0].rss, per[0].pss, per[0].shared_in_tree),
+            (512 * PAGE, 256 * PAGE, 512 * PAGE)
+        );
+        assert_eq!(totals.groups[0].bytes, 512 * PAGE);
+    }
+
+    #[test]
+    fn a_huge_page_mapped_by_pages_elsewhere_is_split_into_its_frames() {
+        let mut a = PagesRaw {
+            mappings: vec![mapping("[anon]", 0)],
+            entries: vec![PageEntry::huge(0x20_0000, PRESENT | 512, 9)],
+            ranges: std::iter::once(0..1).collect(),
+        };
+        a.split_huge(PAGE, |head| head == 512);
+        assert_eq!(a.entries.len(), 512);
+        assert_eq!(a.ranges.len(), 1);
+        assert_eq!(a.ranges[0], 0..512);
+        assert_eq!(a.entries[3].pfn(), Some(515));
+        assert_eq!(a.entries[3].vaddr(), 0x20_0000 + 3 * PAGE);
+        assert!(!a.has_huge());
+    }
+
+    #[test]
     fn swap_entries_count_once() {
         let mut a = pages(&[1]);
-        a.entries.push(PageEntry { vaddr: 0x9000, raw: SWAPPED | 0x1234 });
+        a.entries.push(PageEntry::new(0x9000, SWAPPED | 0x1234));
         let mut b = pages(&[1]);
-        b.entries.push(PageEntry { vaddr: 0x9000, raw: SWAPPED | 0x1234 });
+        b.entries.push(PageEntry::new(0x9000, SWAPPED | 0x1234));
         let t = table(&[(1, 2)], &[]);
         let (totals, per) = exact(&[(1, &a), (2, &b)], &t, PAGE, &mut Workspace::default(), true);
         assert_eq!(totals.swap, PAGE);

@@ -49,6 +49,13 @@ pub struct Figures {
     /// `Pss_Dirty` (newer kernels only).
     #[serde(rename = "pss_dirty_bytes")]
     pub pss_dirty: Option<u64>,
+    /// `AnonHugePages + ShmemPmdMapped + FilePmdMapped`: resident bytes mapped as transparent
+    /// huge pages (whichever of the three the kernel prints; absent if none).
+    #[serde(rename = "thp_bytes")]
+    pub thp: Option<u64>,
+    /// `KSM`: bytes of pages the kernel merged with identical ones (newer kernels only).
+    #[serde(rename = "ksm_bytes")]
+    pub ksm: Option<u64>,
 }
 
 impl Figures {
@@ -68,6 +75,11 @@ impl Figures {
             pss_file: f.pss_file,
             pss_shmem: f.pss_shmem,
             pss_dirty: f.pss_dirty,
+            thp: [f.anon_huge_pages, f.shmem_pmd_mapped, f.file_pmd_mapped]
+                .into_iter()
+                .flatten()
+                .reduce(u64::saturating_add),
+            ksm: f.ksm,
         }
     }
 }

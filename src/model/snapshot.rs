@@ -80,15 +80,44 @@ pub mod pagemap_bits {
     pub const PRESENT: u64 = 1 << 63;
 }
 
-/// One pagemap entry that is present or swapped.
+/// One pagemap entry that is present or swapped: a base page, or a PMD-mapped transparent huge
+/// page read as one entry (the pagemap entry of its first base page, whose PFN is the huge
+/// page's head frame).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageEntry {
-    pub vaddr: u64,
+    /// The virtual address (page-aligned) with the entry's order (log2 of its base pages: 0,
+    /// or 9 for a 2 MiB huge page on 4 KiB pages) in the low 12 bits, which an address never
+    /// uses: 16 bytes an entry, for the millions a large tree has.
+    word: u64,
     /// The raw 64-bit pagemap entry.
     pub raw: u64,
 }
 
 impl PageEntry {
+    /// A base page at `vaddr`.
+    pub fn new(vaddr: u64, raw: u64) -> Self {
+        PageEntry { word: vaddr & !0xfff, raw }
+    }
+
+    /// `1 << order` base pages at `vaddr` mapped as one huge page.
+    pub fn huge(vaddr: u64, raw: u64, order: u32) -> Self {
+        PageEntry { word: (vaddr & !0xfff) | u64::from(order & 0xfff), raw }
+    }
+
+    pub fn vaddr(&self) -> u64 {
+        self.word & !0xfff
+    }
+
+    /// log2 of the base pages the entry stands for.
+    pub fn order(&self) -> u32 {
+        (self.word & 0xfff) as u32
+    }
+
+    /// The bytes the entry stands for.
+    pub fn bytes(&self, page_size: u64) -> u64 {
+        page_size << self.order()
+    }
+
     pub fn pfn(&self) -> Option<u64> {
         use pagemap_bits::{PFN_MASK, PRESENT};
         (self.raw & PRESENT != 0).then_some(self.raw & PFN_MASK)
@@ -108,6 +137,42 @@ pub struct PagesRaw {
     pub mappings: Vec<MappingRaw>,
     pub entries: Vec<PageEntry>,
     pub ranges: Vec<Range<u32>>,
+}
+
+impl PagesRaw {
+    /// Whether any entry is a huge page.
+    pub fn has_huge(&self) -> bool {
+        self.entries.iter().any(|e| e.order() > 0)
+    }
+
+    /// Replaces every huge entry whose head frame `split` says to split by its base pages
+    /// (consecutive frames from the head, the same flags): for a huge page that another process
+    /// maps page by page, whose base pages then each need their own count.
+    pub fn split_huge(&mut self, page_size: u64, split: impl Fn(u64) -> bool) {
+        if !self.entries.iter().any(|e| e.order() > 0 && e.pfn().is_some_and(&split)) {
+            return;
+        }
+        let mut entries = Vec::with_capacity(self.entries.len());
+        for range in &mut self.ranges {
+            let start = entries.len() as u32;
+            for entry in &self.entries[range.start as usize..range.end as usize] {
+                match entry.pfn() {
+                    Some(head) if entry.order() > 0 && split(head) => {
+                        let flags = entry.raw & !pagemap_bits::PFN_MASK;
+                        for k in 0..1u64 << entry.order() {
+                            entries.push(PageEntry::new(
+                                entry.vaddr() + k * page_size,
+                                flags | (head + k),
+                            ));
+                        }
+                    }
+                    _ => entries.push(*entry),
+                }
+            }
+            *range = start..entries.len() as u32;
+        }
+        self.entries = entries;
+    }
 }
 
 /// Compact kpageflags, one byte per frame (the sampler maps the kernel's 64 bits to these).

@@ -94,7 +94,7 @@ pub fn write(
 
 const NOT_MEASURED: &str = "not measured";
 const NOT_MEASURED_NOTE: &str = "DUPLICATED (identical content held more than once) is measured \
-    with --dedup (needs root): without it, it is not measured, not zero.";
+    as root unless --no-dedup: here it is not measured, not zero.";
 
 fn title(results: &[VariantResult]) -> String {
     let Some(first) = results.first() else { return "memtree compare".into() };

@@ -1,7 +1,7 @@
 //! Report layer: the plain-language explanation of a set of totals — why a monitor's number is
 //! wrong, by how much, and what could not be counted. Built only from the numbers.
 
-use crate::model::{Accounting, Totals};
+use crate::model::{Accounting, Totals, Tree};
 use crate::units::{human_bytes, ratio};
 
 /// Why a monitor's number is wrong, in one paragraph (the dashboard's explanation opens with it).
@@ -74,6 +74,12 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
         }
         _ => {}
     }
+    if let Some(ksm) = totals.ksm_sum.filter(|&k| k > 0) {
+        lines.push(format!(
+            "{} of the RSS are KSM-merged pages: copies the kernel has already merged into one.",
+            human_bytes(ksm)
+        ));
+    }
     lines.extend(unreadable_sentence(totals, accounting.privileged));
     if let Some(Err(reason)) = &totals.exact {
         lines.push(format!("No exact figures: {reason}."));
@@ -81,6 +87,29 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
         lines.push(format!("No duplicated-content figures: {reason}."));
     }
     lines
+}
+
+/// What `--exact` and `--dedup` would add, for a report on live processes by a privileged
+/// memtree that did not ask for them.
+pub fn hints(accounting: &Accounting) -> Option<String> {
+    let totals = &accounting.totals;
+    if !accounting.privileged || totals.readable() == 0 {
+        return None;
+    }
+    match (&totals.exact, &totals.dedup) {
+        (None, _) => Some(
+            "With --exact, memtree counts physical pages: the real footprint (not a PSS \
+             estimate), what exiting frees and who shares with whom; --dedup also finds \
+             identical content held more than once."
+                .to_string(),
+        ),
+        (Some(Ok(_)), None) => Some(
+            "With --dedup, memtree also reads the content of the anonymous and shared pages and \
+             finds identical copies held more than once (what sharing them could give back)."
+                .to_string(),
+        ),
+        _ => None,
+    }
 }
 
 /// What the physical pages say: the copies shared by many processes, and what exiting frees.
@@ -125,12 +154,44 @@ fn exact_sentences(accounting: &Accounting) -> Vec<String> {
             ));
         }
     }
+    if exact.thp * 10 >= exact.resident && exact.thp > 0 {
+        lines.push(format!(
+            "{} of it is in transparent huge pages, allocated and shared whole (2 MiB each): \
+             touching one byte of one makes all of it resident.",
+            human_bytes(exact.thp)
+        ));
+    }
     lines.push(format!(
         "Exiting would free {} (the pages no process outside {} maps).",
         human_bytes(exact.exclusive),
         if accounting.trees.len() > 1 { "these trees" } else { "the tree" }
     ));
     lines
+}
+
+/// The members of a sharing group in words: each with its pid while there are few
+/// (`100 fork_cow, 101 fork_cow-w0`), by name and count beyond (`1000 × sleep, 1 × bash`; the
+/// four commonest names, then how many more).
+pub fn members(tree: &Tree, pids: &[u32]) -> String {
+    let name = |pid: u32| tree.processes.iter().find(|p| p.pid == pid).map_or("?", |p| &p.name);
+    if pids.len() <= 6 {
+        return pids.iter().map(|&p| format!("{p} {}", name(p))).collect::<Vec<_>>().join(", ");
+    }
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for &pid in pids {
+        let n = name(pid);
+        match counts.iter_mut().find(|(m, _)| *m == n) {
+            Some((_, c)) => *c += 1,
+            None => counts.push((n, 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let mut words: Vec<String> = counts.iter().take(4).map(|(n, c)| format!("{c} × {n}")).collect();
+    let rest: usize = counts.iter().skip(4).map(|(_, c)| c).sum();
+    if rest > 0 {
+        words.push(format!("{rest} more"));
+    }
+    words.join(", ")
 }
 
 fn unreadable_sentence(totals: &Totals, privileged: bool) -> Option<String> {

@@ -7,7 +7,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Meta, Target, explain};
+use super::{Meta, Target};
 use crate::model::accounting::{MappingRow, NameGroup, ProcessRow};
 use crate::model::{Accounting, Figures, Totals};
 use crate::runner::spec::Spec;
@@ -126,6 +126,10 @@ struct TreeJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_by_name: Option<Vec<NameJson<'a>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    sharing_groups: Option<Vec<GroupJson<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sharing_groups_rest: Option<GroupsRestJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pairs: Option<Vec<PairJson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_sharing: Option<Vec<NameSharingJson<'a>>>,
@@ -147,11 +151,15 @@ pub(crate) struct TotalsJson {
     shared_sum_bytes: Option<u64>,
     swap_sum_bytes: Option<u64>,
     swap_pss_sum_bytes: Option<u64>,
+    thp_sum_bytes: Option<u64>,
+    ksm_sum_bytes: Option<u64>,
     footprint_bytes: Option<u64>,
     footprint_method: &'static str,
     overcount: Option<f64>,
     exclusive_bytes: Option<u64>,
     zero_page_mapped_bytes: Option<u64>,
+    thp_bytes: Option<u64>,
+    ksm_bytes: Option<u64>,
     sharing_histogram: Option<Vec<BucketJson>>,
     exact_unavailable: Option<String>,
     duplicated_bytes: Option<u64>,
@@ -170,6 +178,39 @@ struct NameContentJson<'a> {
 #[derive(Serialize)]
 pub(crate) struct BucketJson {
     mappers: usize,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct GroupJson<'a> {
+    processes: usize,
+    bytes: u64,
+    shared_outside_bytes: u64,
+    members: Vec<MemberJson<'a>>,
+    mappings: Vec<GroupMappingJson<'a>>,
+}
+
+/// The groups past the largest [`GROUPS_LISTED`]: how many, and their bytes.
+#[derive(Serialize)]
+struct GroupsRestJson {
+    groups: usize,
+    bytes: u64,
+}
+
+/// Sharing groups listed per tree, largest first: the output stays linear in the processes
+/// (a tree of 1,000 processes whose members each fault in a slightly different part of libc
+/// has hundreds of groups of ~1,000 members).
+const GROUPS_LISTED: usize = 10;
+
+#[derive(Serialize)]
+struct MemberJson<'a> {
+    pid: u32,
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct GroupMappingJson<'a> {
+    name: &'a str,
     bytes: u64,
 }
 
@@ -203,12 +244,16 @@ impl From<&Totals> for TotalsJson {
             shared_sum_bytes: t.shared_sum,
             swap_sum_bytes: t.swap_sum,
             swap_pss_sum_bytes: t.swap_pss_sum,
+            thp_sum_bytes: t.thp_sum,
+            ksm_sum_bytes: t.ksm_sum,
             footprint_bytes: t.footprint,
             footprint_method: t.footprint_method.as_str(),
             // Three decimals: a ratio, not a measurement to 15 digits.
             overcount: t.overcount.map(|o| (o * 1000.0).round() / 1000.0),
             exclusive_bytes: t.exact_ok().map(|e| e.exclusive),
             zero_page_mapped_bytes: t.exact_ok().map(|e| e.zero_page_mapped),
+            thp_bytes: t.exact_ok().map(|e| e.thp),
+            ksm_bytes: t.exact_ok().and_then(|e| e.ksm),
             sharing_histogram: t.exact_ok().map(|e| {
                 e.histogram.iter().map(|&(mappers, bytes)| BucketJson { mappers, bytes }).collect()
             }),
@@ -334,6 +379,36 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
                 name: &t.name,
                 totals: TotalsJson::from(&t.totals),
                 mappings_by_name: names(&t.mappings_by_name),
+                sharing_groups: t.totals.exact_ok().map(|e| {
+                    let names: std::collections::HashMap<u32, &str> =
+                        t.processes.iter().map(|p| (p.pid, p.name.as_str())).collect();
+                    e.groups
+                        .iter()
+                        .take(GROUPS_LISTED)
+                        .map(|g| GroupJson {
+                            processes: g.members.len(),
+                            bytes: g.bytes,
+                            shared_outside_bytes: g.shared_outside,
+                            members: g
+                                .members
+                                .iter()
+                                .map(|&pid| MemberJson {
+                                    pid,
+                                    name: names.get(&pid).copied().unwrap_or(""),
+                                })
+                                .collect(),
+                            mappings: g
+                                .mappings
+                                .iter()
+                                .map(|(name, bytes)| GroupMappingJson { name, bytes: *bytes })
+                                .collect(),
+                        })
+                        .collect()
+                }),
+                sharing_groups_rest: t.totals.exact_ok().map(|e| GroupsRestJson {
+                    groups: e.groups.len().saturating_sub(GROUPS_LISTED),
+                    bytes: e.groups.iter().skip(GROUPS_LISTED).map(|g| g.bytes).sum(),
+                }),
                 pairs: t.totals.exact_ok().map(|e| {
                     e.pairs
                         .iter()
@@ -366,7 +441,7 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
             .collect(),
         totals: TotalsJson::from(&accounting.totals),
         mappings_by_name: names(&accounting.mappings_by_name),
-        explanation: explain::explain(accounting),
+        explanation: meta.sentences(accounting),
     };
     serde_json::to_writer_pretty(&mut *out, &report)?;
     writeln!(out)

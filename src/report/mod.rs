@@ -44,6 +44,20 @@ pub struct Meta {
     pub run: Option<RunOutcome>,
     /// Where the files were read: `/proc` or a captured directory.
     pub source: String,
+    /// Live processes (not a capture): the report may say what a costlier pass would add.
+    pub live: bool,
+}
+
+impl Meta {
+    /// The report's sentences: the explanation of the numbers, then, for live processes, what
+    /// `--exact`/`--dedup` would add.
+    pub fn sentences(&self, accounting: &Accounting) -> Vec<String> {
+        let mut lines = explain::explain(accounting);
+        if self.live {
+            lines.extend(explain::hints(accounting));
+        }
+        lines
+    }
 }
 
 /// Output styling for the table.

@@ -199,22 +199,38 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
             ),
             histogram,
         ));
-        if !exact.pairs.is_empty() {
-            let mut pairs = Grid::new(&[
-                ("PROCESS", Align::Right),
-                ("SHARES WITH", Align::Right),
-                ("BYTES", Align::Right),
+        if !exact.groups.is_empty() {
+            let mut groups = Grid::new(&[
+                ("PROCS", Align::Right),
+                ("SHARE", Align::Right),
+                ("OF WHICH OUTSIDE", Align::Right),
+                ("WHO", Align::Left),
+                ("MAPPED AS", Align::Left),
             ]);
-            for pair in exact.pairs.iter().take(TOP_EXACT) {
-                pairs.push(vec![pair.a.to_string(), pair.b.to_string(), human_bytes(pair.bytes)]);
+            for group in exact.groups.iter().take(TOP_EXACT) {
+                groups.push(vec![
+                    group.members.len().to_string(),
+                    human_bytes(group.bytes),
+                    human_bytes(group.shared_outside),
+                    explain::members(tree, &group.members),
+                    group
+                        .mappings
+                        .iter()
+                        .map(|(n, _)| short_name(n))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ]);
             }
-            let more = exact.pairs.len().saturating_sub(TOP_EXACT);
+            let more = exact.groups.len().saturating_sub(TOP_EXACT);
             let heading = if more > 0 {
-                format!("Who shares with whom (largest {TOP_EXACT} of {} pairs)", exact.pairs.len())
+                format!(
+                    "Sharing groups: processes that map the same pages (largest {TOP_EXACT} of {})",
+                    exact.groups.len()
+                )
             } else {
-                "Who shares with whom".to_string()
+                "Sharing groups: processes that map the same pages".to_string()
             };
-            grids.push((heading, pairs));
+            grids.push((heading, groups));
         }
         let mut names = Grid::new(&[
             ("MAPPING", Align::Left),
@@ -258,6 +274,14 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
         }
     }
     grids
+}
+
+/// A mapping name as a table shows it: a path by its file name.
+fn short_name(name: &str) -> String {
+    match name.rsplit_once('/') {
+        Some((_, file)) if name.starts_with('/') && !file.is_empty() => file.to_string(),
+        _ => name.to_string(),
+    }
 }
 
 fn mapping_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
@@ -344,7 +368,7 @@ pub fn write_table(
         grid.write_text(out, style.color)?;
     }
     writeln!(out)?;
-    for sentence in explain::explain(accounting) {
+    for sentence in meta.sentences(accounting) {
         for line in wrap(&sentence, 100) {
             writeln!(out, "{line}")?;
         }
@@ -368,6 +392,6 @@ pub fn write_markdown(out: &mut dyn Write, accounting: &Accounting, meta: &Meta)
         grid.write_markdown(out)?;
     }
     writeln!(out)?;
-    writeln!(out, "{}", explain::explain(accounting).join(" "))?;
+    writeln!(out, "{}", meta.sentences(accounting).join(" "))?;
     Ok(())
 }

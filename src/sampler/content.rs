@@ -63,11 +63,12 @@ fn plan_process(
                 continue;
             }
             visited[word] |= bit;
+            let bytes = entry.bytes(page);
             match regions.last_mut() {
-                Some((start, len, m)) if *m == index as u32 && *start + *len == entry.vaddr => {
-                    *len += page;
+                Some((start, len, m)) if *m == index as u32 && *start + *len == entry.vaddr() => {
+                    *len += bytes;
                 }
-                _ => regions.push((entry.vaddr, page, index as u32)),
+                _ => regions.push((entry.vaddr(), bytes, index as u32)),
             }
         }
     }

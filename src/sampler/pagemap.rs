@@ -3,9 +3,11 @@
 //! `/proc/kpagecount` and `/proc/kpageflags` for the distinct frames a tree maps.
 //!
 //! Costs and rules (docs/exact.md): a pagemap read walks the target's page tables under its
-//! mmap lock, like smaps; PAGEMAP_SCAN (Linux 6.7+) finds the present and swapped ranges first
-//! so the empty parts of large reservations are skipped; kpagecount/kpageflags are read with one
-//! `pread` per contiguous run of frames, never one look-up per page. PFNs read as 0 and the
+//! mmap lock, like smaps; PAGEMAP_SCAN (Linux 6.7+) finds the present, swapped and huge ranges
+//! first, so the empty parts of large reservations are skipped and a PMD-mapped transparent
+//! huge page is read as one entry (its first base page's, whose PFN is its head frame) instead
+//! of 512; kpagecount/kpageflags are read with one `pread` per contiguous run of frames, never
+//! one look-up per page. PFNs read as 0 and the
 //! kpage files are refused without CAP_SYS_ADMIN: then there is no exact accounting, with that
 //! reason.
 
@@ -34,9 +36,6 @@ mod kpf {
 const CHUNK_ENTRIES: usize = 64 * 1024;
 /// The first address above the user address space (x86-64, 4-level page tables).
 const USER_SPACE_END: u64 = 0x8000_0000_0000;
-/// PAGEMAP_SCAN is used when the mapped address space exceeds the resident size this many
-/// times.
-const SPARSE_FACTOR: u64 = 4;
 /// Frames closer than this are read in one kpagecount pread, gaps included.
 const RUN_GAP: u64 = 16;
 
@@ -69,12 +68,34 @@ struct PageRegion {
 
 const PAGE_IS_PRESENT: u64 = 1 << 3;
 const PAGE_IS_SWAPPED: u64 = 1 << 4;
+/// A PMD-mapped transparent huge page (or a hugetlb page).
+const PAGE_IS_HUGE: u64 = 1 << 6;
 
 nix::ioctl_readwrite!(pagemap_scan, b'f', 16, PmScanArg);
 
+/// A range PAGEMAP_SCAN found present or swapped; `huge`: mapped by PMDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Span {
+    start: u64,
+    end: u64,
+    huge: bool,
+}
+
+/// The size of a PMD-mapped transparent huge page (2 MiB on x86-64 with 4 KiB pages).
+fn pmd_size() -> u64 {
+    static SIZE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|&size: &u64| size.is_power_of_two())
+            .unwrap_or(2 << 20)
+    })
+}
+
 /// The present or swapped ranges of `[start, end)`, by PAGEMAP_SCAN; `None` when the kernel
 /// does not have the ioctl (before 6.7), so the caller reads the whole range.
-fn scan_ranges(file: &File, start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
+fn scan_ranges(file: &File, start: u64, end: u64) -> Option<Vec<Span>> {
     let mut regions = vec![PageRegion::default(); 4096];
     let mut out = Vec::new();
     let mut from = start;
@@ -86,14 +107,18 @@ fn scan_ranges(file: &File, start: u64, end: u64) -> Option<Vec<(u64, u64)>> {
             vec: regions.as_mut_ptr() as u64,
             vec_len: regions.len() as u64,
             category_anyof_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-            return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            return_mask: PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_HUGE,
             ..PmScanArg::default()
         };
         // SAFETY: `arg` is a valid pm_scan_arg whose `vec` points at `regions.len()` writable
         // page_region structs that outlive the call.
         let found = unsafe { pagemap_scan(file.as_raw_fd(), &mut arg) }.ok()?;
         let found = usize::try_from(found).ok()?.min(regions.len());
-        out.extend(regions[..found].iter().map(|r| (r.start, r.end)));
+        out.extend(regions[..found].iter().map(|r| Span {
+            start: r.start,
+            end: r.end,
+            huge: r.categories & (PAGE_IS_HUGE | PAGE_IS_PRESENT) == PAGE_IS_HUGE | PAGE_IS_PRESENT,
+        }));
         if arg.walk_end <= from {
             break;
         }
@@ -150,6 +175,7 @@ impl Sampler {
         snapshot.processes.par_iter_mut().filter(|p| p.pages.is_none()).for_each(|p| {
             p.pages = Some(self.pages_of(p.pid, &p.rollup, page_size));
         });
+        split_huge_mapped_by_pages(snapshot);
         // Distinct frames: a bitmap over every frame of RAM. A frame above RAM (device memory
         // a driver mapped) has no page count and is left out, so it counts as the zero page
         // does: not memory. Without /proc/zoneinfo the bitmap grows to the highest frame seen.
@@ -188,13 +214,13 @@ impl Sampler {
         let path = self.root().join(pid.to_string()).join("pagemap");
         let io_error = |e: io::Error| self.explain(pid, ReadError::from_io(path.clone(), e));
         let file = File::open(&path).map_err(io_error)?;
-        // PAGEMAP_SCAN walks the page tables once more to find what is present: it pays only
-        // where most of the address space is empty (reservations, arenas, stacks).
-        let mapped: u64 = mappings.iter().map(|m| m.end - m.start).sum();
-        let sparse = resident.is_none_or(|rss| mapped > SPARSE_FACTOR * rss);
+        // PAGEMAP_SCAN walks the page tables once more to find what is present and what is
+        // huge (~5 % of a pagemap read of 4 KiB pages): the empty parts of reservations, arenas
+        // and stacks are skipped, and a huge page is read as one entry instead of 512.
         let first = mappings[0].start;
         let last = mappings.iter().map(|m| m.end).max().unwrap_or(first);
-        let present = if sparse { scan_ranges(&file, first, last) } else { None };
+        let present = scan_ranges(&file, first, last);
+        let order = (pmd_size() / page_size).trailing_zeros();
 
         // Sized from the resident pages (smaps_rollup), so the list is never copied as it grows.
         let mut entries = Vec::with_capacity(resident.map_or(0, |rss| rss / page_size) as usize);
@@ -210,15 +236,20 @@ impl Sampler {
                 }
                 Some(spans) => {
                     // Spans are sorted and never straddle a mapping boundary they do not share.
-                    while cursor < spans.len() && spans[cursor].1 <= mapping.start {
+                    while cursor < spans.len() && spans[cursor].end <= mapping.start {
                         cursor += 1;
                     }
                     let mut k = cursor;
-                    while k < spans.len() && spans[k].0 < mapping.end {
+                    while k < spans.len() && spans[k].start < mapping.end {
+                        let span = spans[k];
                         let (start, end) =
-                            (spans[k].0.max(mapping.start), spans[k].1.min(mapping.end));
-                        read_span(&file, start, end, page_size, &mut buf, &mut entries)
-                            .map_err(io_error)?;
+                            (span.start.max(mapping.start), span.end.min(mapping.end));
+                        if span.huge {
+                            read_huge(&file, start, end, page_size, order, &mut buf, &mut entries)
+                        } else {
+                            read_span(&file, start, end, page_size, &mut buf, &mut entries)
+                        }
+                        .map_err(io_error)?;
                         k += 1;
                     }
                 }
@@ -295,6 +326,41 @@ impl Sampler {
         let mut values = vec![T::default(); pfns.len()];
         read_table(&file, pfns, &mut values, convert).map_err(|e| kpage_error(what, e))?;
         Ok(values)
+    }
+}
+
+/// A huge page one process maps with a PMD (one entry) and another with base pages (after a
+/// partial mprotect or munmap, say) would be counted twice: its head in the first, its base
+/// frames in the second. Such huge pages are split into base pages everywhere, so each frame
+/// is one entry with its own count.
+fn split_huge_mapped_by_pages(snapshot: &mut Snapshot) {
+    let page_size = snapshot.page_size;
+    let pages = || snapshot.processes.iter().filter_map(|p| p.pages.as_ref()?.as_ref().ok());
+    let heads: std::collections::HashMap<u64, u32> = pages()
+        .flat_map(|p| p.entries.iter().filter(|e| e.order() > 0))
+        .filter_map(|e| Some((e.pfn()?, e.order())))
+        .collect();
+    if heads.is_empty() {
+        return;
+    }
+    let orders: std::collections::BTreeSet<u32> = heads.values().copied().collect();
+    let mut split = std::collections::HashSet::new();
+    for entry in pages().flat_map(|p| p.entries.iter().filter(|e| e.order() == 0)) {
+        let Some(pfn) = entry.pfn() else { continue };
+        for &order in &orders {
+            let head = pfn & !((1u64 << order) - 1);
+            if heads.get(&head) == Some(&order) {
+                split.insert(head);
+            }
+        }
+    }
+    if split.is_empty() {
+        return;
+    }
+    for p in &mut snapshot.processes {
+        if let Some(Ok(pages)) = &mut p.pages {
+            pages.split_huge(page_size, |head| split.contains(&head));
+        }
     }
 }
 
@@ -394,13 +460,50 @@ fn read_span(
         for (k, entry) in buf[..got - got % 8].chunks_exact(8).enumerate() {
             let raw = u64::from_le_bytes(entry.try_into().expect("8 bytes"));
             if raw & (bits::PRESENT | bits::SWAPPED) != 0 {
-                out.push(PageEntry { vaddr: (vpn + k as u64) * page_size, raw });
+                out.push(PageEntry::new((vpn + k as u64) * page_size, raw));
             }
         }
         if got < count * 8 {
             break; // end of what the kernel will show
         }
         vpn += count as u64;
+    }
+    Ok(())
+}
+
+/// Reads the huge pages of `[start, end)`, a range PAGEMAP_SCAN found PMD-mapped: one entry per
+/// huge page, the pagemap entry of its first base page (whose PFN is the head frame). A part
+/// that is not whole, aligned huge pages, or whose first entry is not an aligned head, is read
+/// page by page.
+fn read_huge(
+    file: &File,
+    start: u64,
+    end: u64,
+    page_size: u64,
+    order: u32,
+    buf: &mut [u8],
+    out: &mut Vec<PageEntry>,
+) -> io::Result<()> {
+    let huge = page_size << order;
+    let mut at = start;
+    while at < end {
+        let aligned = at.next_multiple_of(huge);
+        if aligned != at || at + huge > end {
+            let until = if aligned > at { aligned.min(end) } else { end };
+            read_span(file, at, until, page_size, buf, out)?;
+            at = until;
+            continue;
+        }
+        let mut entry = [0u8; 8];
+        let got = read_full(file, &mut entry, at / page_size * 8)?;
+        let raw = u64::from_le_bytes(entry);
+        let pfn = raw & bits::PFN_MASK;
+        if got == 8 && raw & bits::PRESENT != 0 && pfn != 0 && pfn.is_multiple_of(1 << order) {
+            out.push(PageEntry::huge(at, raw, order));
+        } else {
+            read_span(file, at, at + huge, page_size, buf, out)?;
+        }
+        at += huge;
     }
     Ok(())
 }

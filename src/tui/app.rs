@@ -202,7 +202,7 @@ impl App {
             View::Processes => self.rows().len(),
             View::Mappings => acc.mappings_by_name.as_ref().map_or(0, Vec::len),
             View::Sharing => {
-                acc.trees.iter().filter_map(|t| t.totals.exact_ok()).map(|e| e.pairs.len()).sum()
+                acc.trees.iter().filter_map(|t| t.totals.exact_ok()).map(|e| e.groups.len()).sum()
             }
         }
     }

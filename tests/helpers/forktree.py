@@ -7,6 +7,7 @@ every page of it (read, or write = make their own copy), prints one line
 and holds until killed. Workers die with the parent (PR_SET_PDEATHSIG)."""
 import argparse
 import ctypes
+import mmap
 import os
 import random
 import signal
@@ -30,12 +31,24 @@ def main():
     ap.add_argument("--workers", type=int, default=3)
     ap.add_argument("--touch", choices=["read", "write"], default="read")
     ap.add_argument("--hold", type=float, default=600.0)
+    ap.add_argument("--thp", action="store_true",
+                    help="hold the data in transparent huge pages (madvise), as numpy does")
     args = ap.parse_args()
 
     rng = random.Random(42)
     # randbytes takes at most 2**31 bits at once: build the buffer from 16 MiB chunks.
     data = b"".join(rng.randbytes(min(16, args.size_mib - i) << 20)
                     for i in range(0, args.size_mib, 16))
+    if args.thp:
+        # An anonymous mapping advised MADV_HUGEPAGE before it is touched: its aligned 2 MiB
+        # parts are faulted in as huge pages. 2 MiB more than needed, so the data is aligned.
+        huge = 2 << 20
+        region = mmap.mmap(-1, len(data) + huge, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        region.madvise(mmap.MADV_HUGEPAGE)
+        address = ctypes.addressof(ctypes.c_char.from_buffer(region))
+        offset = -address % huge
+        region[offset:offset + len(data)] = data
+        data = memoryview(region)[offset:offset + len(data)]
     parent = os.getpid()
     workers = []
     for _ in range(args.workers):

@@ -10,6 +10,7 @@ mod golden;
 mod live;
 mod privilege;
 mod python;
+mod scale;
 mod schema;
 mod support;
 mod top;

@@ -99,6 +99,8 @@ pub struct Tree {
     pub totals: Totals,
     pub mappings_by_name: Option<Vec<NameGroup>>,
     pub pairs: Option<Vec<Pair>>,
+    pub sharing_groups: Option<Vec<SharingGroup>>,
+    pub sharing_groups_rest: Option<GroupsRest>,
     pub mappings_sharing: Option<Vec<NameSharing>>,
     pub mappings_content: Option<Vec<NameContent>>,
 }
@@ -117,11 +119,15 @@ pub struct Totals {
     pub shared_sum_bytes: Option<u64>,
     pub swap_sum_bytes: Option<u64>,
     pub swap_pss_sum_bytes: Option<u64>,
+    pub thp_sum_bytes: Option<u64>,
+    pub ksm_sum_bytes: Option<u64>,
     pub footprint_bytes: Option<u64>,
     pub footprint_method: String,
     pub overcount: Option<f64>,
     pub exclusive_bytes: Option<u64>,
     pub zero_page_mapped_bytes: Option<u64>,
+    pub thp_bytes: Option<u64>,
+    pub ksm_bytes: Option<u64>,
     pub sharing_histogram: Option<Vec<Bucket>>,
     pub exact_unavailable: Option<String>,
     pub duplicated_bytes: Option<u64>,
@@ -142,6 +148,37 @@ pub struct NameContent {
 #[serde(deny_unknown_fields)]
 pub struct Bucket {
     pub mappers: usize,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharingGroup {
+    pub processes: usize,
+    pub bytes: u64,
+    pub shared_outside_bytes: u64,
+    pub members: Vec<Member>,
+    pub mappings: Vec<GroupMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsRest {
+    pub groups: usize,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub pid: u32,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupMapping {
+    pub name: String,
     pub bytes: u64,
 }
 

@@ -175,6 +175,21 @@ fn top_shows_the_tree_and_quits_cleanly() {
 }
 
 #[test]
+fn top_measures_duplicated_content_without_being_asked() {
+    if !have_tmux() || super::support::skip_unless_root("duplicated content in top") {
+        return;
+    }
+    let s = Session::start("dedup", "top --workload serialize --size 16MiB --workers 2", "");
+    let screen = s.wait_for("serialize-w1");
+    // Two workers each received a copy of the parent's 16 MiB: 32 MiB duplicated.
+    let screen = if screen.contains("Duplicated 3") { screen } else { s.wait_for("Duplicated 3") };
+    let header = screen.lines().find(|l| l.contains("Duplicated")).unwrap();
+    assert!(header.contains("Duplicated 31") || header.contains("Duplicated 32"), "{header}");
+    s.keys(&["q"]);
+    assert_eq!(s.exit_status().0, 0);
+}
+
+#[test]
 fn sigterm_and_a_panic_restore_the_terminal() {
     if !have_tmux() {
         return;

@@ -71,7 +71,7 @@ pub fn totals_line<'a>(app: &App, theme: &Theme) -> Line<'a> {
     let duplicated = match &t.dedup {
         Some(Ok(d)) => human_bytes(d.total.duplicated),
         Some(Err(_)) => format!("{NOT_AVAILABLE} (needs root)"),
-        None => "not measured (--dedup)".to_string(),
+        None => "not measured".to_string(),
     };
     Line::from(vec![
         Span::raw("Monitor (Σ RSS) "),

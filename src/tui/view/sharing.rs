@@ -1,14 +1,16 @@
-//! TUI layer, views: who shares with whom — how many processes map each frame, and the
-//! pairs of processes sharing the most.
+//! TUI layer, views: who shares with whom — how many processes map each frame, and the sharing
+//! groups: the sets of processes that map the same frames, with their names, largest first.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, TableState, Wrap};
 
+use super::table::{Column, column, fit, fitted_table, flexible, flexible_width};
 use super::theme::Theme;
+use crate::report::explain;
 use crate::tui::app::{App, View};
-use crate::units::human_bytes;
+use crate::units::{human_bytes, shorten_left};
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let block =
@@ -26,8 +28,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         frame.render_widget(Paragraph::new(why).wrap(Wrap { trim: true }).block(block), area);
         return;
     }
-    let [hist, pairs] =
-        Layout::horizontal([Constraint::Length(34), Constraint::Min(20)]).areas(block.inner(area));
+    let [hist, groups_area] =
+        Layout::horizontal([Constraint::Length(30), Constraint::Min(20)]).areas(block.inner(area));
     frame.render_widget(block, area);
     let mut lines = vec![Line::styled("Frames mapped by k processes", theme.bold())];
     for (tree, e) in &exact {
@@ -37,22 +39,31 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         }
     }
     frame.render_widget(Paragraph::new(lines), hist);
-    let header = Row::new(["PROCESS", "SHARES WITH", "BYTES"]).style(theme.bold());
-    let rows: Vec<Row> = exact
+    let keep = fit(&GROUP_COLUMNS, groups_area.width);
+    let who_width = flexible_width(&GROUP_COLUMNS, &keep, groups_area.width);
+    let rows: Vec<Vec<Cell>> = exact
         .iter()
-        .flat_map(|(_, e)| e.pairs.iter())
-        .map(|p| {
-            Row::new(vec![
-                Cell::from(p.a.to_string()),
-                Cell::from(p.b.to_string()),
-                Cell::from(Line::from(human_bytes(p.bytes)).right_aligned()),
-            ])
+        .flat_map(|(tree, e)| e.groups.iter().map(move |g| (tree, g)))
+        .map(|(tree, g)| {
+            let mapped: Vec<String> =
+                g.mappings.iter().map(|(name, _)| shorten_left(name, 24)).collect();
+            vec![
+                Cell::from(Line::from(g.members.len().to_string()).right_aligned()),
+                Cell::from(Line::from(human_bytes(g.bytes)).right_aligned()),
+                Cell::from(shorten_left(&explain::members(tree, &g.members), who_width)),
+                Cell::from(mapped.join(", ")),
+            ]
         })
         .collect();
-    let table =
-        Table::new(rows, [Constraint::Length(9), Constraint::Length(12), Constraint::Length(10)])
-            .header(header)
-            .row_highlight_style(theme.selected());
+    let table = fitted_table(&GROUP_COLUMNS, &keep, rows, theme);
     let mut state = TableState::default().with_selected(Some(app.selected));
-    frame.render_stateful_widget(table, pairs, &mut state);
+    frame.render_stateful_widget(table, groups_area, &mut state);
 }
+
+/// The groups table: how many processes, the bytes they share, who they are, what as.
+const GROUP_COLUMNS: [Column; 4] = [
+    column("PROCS", 5, 0),
+    column("SHARE", 10, 0),
+    flexible("WHO", 20),
+    column("MAPPED AS", 30, 1),
+];

@@ -3,6 +3,7 @@
 //! to the report.
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -39,7 +40,7 @@ pub fn report(args: ReportArgs) -> Result<i32> {
     } else {
         let round = session.round().map_err(|e| root_error(e, &roots))?;
         resolved.stop()?;
-        (round.accounting, None, 0)
+        (Arc::unwrap_or_clone(round.accounting), None, 0)
     };
     let meta = Meta { target: resolved.described.clone(), run, source, live };
     report::write_report(&mut out, args.format, &accounting, &meta, style)?;

@@ -58,7 +58,7 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
             spec: *spec,
             fill_seconds: workload.fill_seconds,
             handoff_seconds: workload.handoff_seconds,
-            accounting: round.accounting,
+            accounting: std::sync::Arc::unwrap_or_clone(round.accounting),
         });
         workload.stop().context("cannot stop the workload")?;
     }

@@ -97,7 +97,7 @@ impl Sampler {
         let root = root.into();
         let captured = root.join(CAPTURE_META).exists();
         let meta = if captured {
-            fs::read_to_string(root.join(CAPTURE_META)).unwrap_or_default()
+            read_text(&root.join(CAPTURE_META), 1 << 16, true).unwrap_or_default()
         } else {
             String::new()
         };
@@ -139,13 +139,11 @@ impl Sampler {
         path
     }
 
-    /// Reads one file of one process whole.
+    /// Reads one file of one process whole, up to its bound ([`read_limit`]).
     pub fn read(&self, pid: u32, file: &str) -> Result<Vec<u8>, ReadError> {
         let path = self.path(pid, file);
-        let mut bytes = Vec::new();
-        let result = fs::File::open(&path).and_then(|mut f| f.read_to_end(&mut bytes));
-        match result {
-            Ok(_) => Ok(bytes),
+        match read_bounded(&path, read_limit(file), self.captured) {
+            Ok(bytes) => Ok(bytes),
             Err(err) => {
                 let err = ReadError::from_io(path.clone(), err);
                 if self.captured && matches!(err, ReadError::Vanished { .. }) {
@@ -160,7 +158,7 @@ impl Sampler {
     fn recorded_error(&self, path: PathBuf) -> Option<ReadError> {
         let mut marker = path.clone().into_os_string();
         marker.push(".error");
-        let errno = fs::read_to_string(marker).ok()?;
+        let errno = read_text(Path::new(&marker), 4096, true).ok()?;
         match errno.trim() {
             "EACCES" | "EPERM" => Some(ReadError::PermissionDenied { path }),
             "ESRCH" | "ENOENT" => Some(ReadError::Vanished { path }),
@@ -237,7 +235,7 @@ impl Sampler {
         let mut children = Vec::new();
         let mut any = false;
         for task in tasks.flatten() {
-            let Ok(text) = fs::read_to_string(task.path().join("children")) else {
+            let Ok(text) = read_text(&task.path().join("children"), 1 << 20, self.captured) else {
                 continue;
             };
             any = true;
@@ -352,7 +350,8 @@ impl Sampler {
     /// allocations without swapping.
     pub fn mem_available(&self) -> Result<u64, ReadError> {
         let path = self.root.join("meminfo");
-        let text = fs::read_to_string(&path).map_err(|e| ReadError::from_io(path.clone(), e))?;
+        let text = read_text(&path, 1 << 20, self.captured)
+            .map_err(|e| ReadError::from_io(path.clone(), e))?;
         text.lines()
             .find_map(|line| line.strip_prefix("MemAvailable:"))
             .and_then(|rest| rest.trim().strip_suffix("kB"))
@@ -367,6 +366,69 @@ impl Sampler {
     pub fn privileged(&self) -> bool {
         self.privileged
     }
+}
+
+/// The most memtree reads of a file of a process, by name: far above what the kernel writes
+/// (a process's `smaps` is ~700 bytes a mapping; 65,530 mappings, the kernel's default limit,
+/// are ~46 MB), so a file that is larger is not /proc's (a capture's file replaced by a huge
+/// one, a symlink to /dev/zero) and is refused rather than read without end.
+pub fn read_limit(file: &str) -> usize {
+    match file {
+        "smaps" | "maps" => 256 << 20,
+        "smaps_rollup" | "status" | "stat" | "statm" | "cmdline" => 1 << 20,
+        _ => 16 << 20,
+    }
+}
+
+/// Reads `path` whole, refusing more than `limit` bytes. The final component is never followed
+/// if it is a symlink, and opening never blocks (a FIFO in a capture); in a capture, only a
+/// regular file is read. Live /proc files are read with plain `read`s (no size probe: they
+/// report size 0), so a small file costs open, two reads and close.
+pub fn read_bounded(path: &Path, limit: usize, captured: bool) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if captured && !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file (a capture holds only regular files)",
+        ));
+    }
+    let mut bytes = vec![0u8; 4096];
+    let mut len = 0;
+    loop {
+        if len == bytes.len() {
+            if len > limit {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("larger than {} bytes: not read", limit),
+                ));
+            }
+            bytes.resize(len * 2, 0);
+        }
+        match file.read(&mut bytes[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if len > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("larger than {limit} bytes: not read"),
+        ));
+    }
+    bytes.truncate(len);
+    Ok(bytes)
+}
+
+/// [`read_bounded`], as text (invalid UTF-8 replaced).
+pub fn read_text(path: &Path, limit: usize, captured: bool) -> std::io::Result<String> {
+    let bytes = read_bounded(path, limit, captured)?;
+    Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
 }
 
 /// The base page size (what one pagemap entry describes).
@@ -452,6 +514,24 @@ mod tests {
         let pids: Vec<u32> = sampler.descendants(&[10]).unwrap().iter().map(|p| p.pid).collect();
         assert_eq!(pids, [10, 11, 12]);
         assert!(matches!(sampler.descendants(&[99]), Err(ReadError::Vanished { .. })));
+    }
+
+    #[test]
+    fn reads_are_bounded_and_a_capture_holds_only_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, vec![b'x'; 10_000]).unwrap();
+        assert_eq!(read_bounded(&file, 20_000, true).unwrap().len(), 10_000);
+        let err = read_bounded(&file, 5_000, true).unwrap_err();
+        assert!(err.to_string().contains("larger than 5000"), "{err}");
+        // A symlink to /dev/zero is not followed; a FIFO neither blocks nor is read.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(read_bounded(&link, 1 << 20, true).is_err());
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = read_bounded(&fifo, 1 << 20, true).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]

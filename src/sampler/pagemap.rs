@@ -270,8 +270,8 @@ impl Sampler {
     /// spanned of every zone): the size of the frame bitmap.
     pub fn max_pfn(&self) -> Result<u64, ReadError> {
         let path = self.root().join("zoneinfo");
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| ReadError::from_io(path.clone(), e))?;
+        let text = super::read_text(&path, 16 << 20, self.is_captured())
+            .map_err(|e| ReadError::from_io(path.clone(), e))?;
         let mut spanned = 0u64;
         let mut max = 0u64;
         for line in text.lines() {

@@ -19,6 +19,7 @@
 //! is reported as [`Progress`] events to whoever shows it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
@@ -86,10 +87,11 @@ pub struct Sample {
     pub target_gone: bool,
 }
 
-/// One round of a session, accounted.
+/// One round of a session, accounted. The accounting is shared: a paced round in which nothing
+/// changed hands on the last one again, without building it anew.
 #[derive(Debug, Clone)]
 pub struct Round {
-    pub accounting: Accounting,
+    pub accounting: Arc<Accounting>,
     /// When the round started.
     pub at: Instant,
     /// When the exact figures in `accounting` were read (`None`: none yet, or not asked for).
@@ -110,6 +112,28 @@ struct Cached {
     read_at: Instant,
 }
 
+/// What a paced session keeps between rounds so that a steady target costs a directory listing
+/// and one `pread` per process: the pids /proc listed, the target's processes found then, and
+/// each process's `statm` held open (re-read at offset 0; a read fails once the process has
+/// exited, even if its pid is reused).
+#[derive(Default)]
+struct Membership {
+    listed: Vec<u32>,
+    processes: Vec<StatInfo>,
+    gone: bool,
+    statm: HashMap<u32, std::fs::File>,
+    /// A held file failed: discover again at the next round.
+    stale: bool,
+}
+
+/// Files held open by a paced session at most (the rest are opened each round), below the
+/// soft limit on open files.
+fn statm_budget() -> usize {
+    use nix::sys::resource::{Resource, getrlimit};
+    let soft = getrlimit(Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft).unwrap_or(1024).saturating_sub(256).min(1 << 16)
+}
+
 /// The shared sampler (see the module documentation).
 pub struct Session {
     sampler: Sampler,
@@ -126,6 +150,9 @@ pub struct Session {
     last_exact: Option<(Instant, Accounting)>,
     last_exact_cost: Duration,
     progress: Option<ProgressFn>,
+    membership: Membership,
+    /// The last paced round's accounting, handed on again while nothing changes.
+    last_accounting: Option<Arc<Accounting>>,
 }
 
 impl Session {
@@ -147,6 +174,8 @@ impl Session {
             last_exact: None,
             last_exact_cost: Duration::ZERO,
             progress: None,
+            membership: Membership::default(),
+            last_accounting: None,
         }
     }
 
@@ -262,7 +291,7 @@ impl Session {
             let accounting = account(&sample.snapshot, &sample.grouping);
             let exact = self.options.exact || self.options.dedup;
             return Ok(Round {
-                accounting,
+                accounting: Arc::new(accounting),
                 at,
                 exact_at: exact.then_some(at),
                 exact_fresh: exact,
@@ -343,19 +372,63 @@ impl Session {
         }
     }
 
-    fn paced_round(&mut self, at: Instant) -> Result<Round, ReadError> {
-        let cadence = self.cadence.expect("a paced session has a cadence");
+    /// The target's processes for a paced round: found again only when the pids /proc lists
+    /// changed (a fork or an exit) or a held file failed, else the last ones.
+    fn paced_discover(&mut self) -> Result<(Vec<StatInfo>, bool), ReadError> {
+        let mut listed = self.sampler.all_pids()?;
+        listed.sort_unstable();
+        let m = &self.membership;
+        if self.rounds > 0 && !m.stale && m.listed == listed {
+            self.rounds += 1;
+            return Ok((m.processes.clone(), m.gone));
+        }
         let discovered = self.discover();
         self.rounds += 1;
-        let (processes, target_gone) = discovered?;
+        let (processes, gone) = discovered?;
+        self.membership.listed = listed;
+        self.membership.processes = processes.clone();
+        self.membership.gone = gone;
+        self.membership.stale = false;
+        Ok((processes, gone))
+    }
+
+    /// `statm` of `pid`, through the file held open for it (opened now, while under `budget`
+    /// files are held); empty when it cannot be read, which marks the membership stale.
+    fn statm(&mut self, pid: u32, budget: usize) -> Vec<u8> {
+        use std::os::unix::fs::FileExt;
+        let m = &mut self.membership;
+        if !m.statm.contains_key(&pid) && m.statm.len() < budget && !self.sampler.is_captured() {
+            let path = self.sampler.root().join(pid.to_string()).join("statm");
+            if let Ok(file) = std::fs::File::open(path) {
+                m.statm.insert(pid, file);
+            }
+        }
+        let Some(file) = m.statm.get(&pid) else {
+            return self.sampler.read(pid, "statm").unwrap_or_default();
+        };
+        let mut buf = [0u8; 256];
+        match file.read_at(&mut buf, 0) {
+            Ok(n) => buf[..n].to_vec(),
+            Err(_) => {
+                m.statm.remove(&pid);
+                m.stale = true;
+                Vec::new()
+            }
+        }
+    }
+
+    fn paced_round(&mut self, at: Instant) -> Result<Round, ReadError> {
+        let cadence = self.cadence.expect("a paced session has a cadence");
+        let (processes, target_gone) = self.paced_discover()?;
         let mut read = 0;
         let mut reused = 0;
         let mut changed = false;
         let mut samples = Vec::with_capacity(processes.len());
         let mut fresh: Vec<&StatInfo> = Vec::new();
         let mut statms = HashMap::with_capacity(processes.len());
+        let budget = statm_budget();
         for info in &processes {
-            let statm = self.sampler.read(info.pid, "statm").unwrap_or_default();
+            let statm = self.statm(info.pid, budget);
             let want_maps = self.all_mappings || self.focus == Some(info.pid);
             // A process that is new or whose statm moved has changed; a periodic full re-read
             // alone does not count (it must not drag the exact refresh along).
@@ -379,8 +452,14 @@ impl Session {
             ..SampleOptions::default()
         };
         let sampler = &self.sampler;
-        let new: Vec<ProcessSample> =
-            fresh.par_iter().map(|info| sampler.sample_one(info, options(info.pid))).collect();
+        // A changed process may have exec'd: its name and parent are read again with it.
+        let new: Vec<ProcessSample> = fresh
+            .par_iter()
+            .map(|info| {
+                let info = sampler.stat(info.pid).unwrap_or_else(|_| (*info).clone());
+                sampler.sample_one(&info, options(info.pid))
+            })
+            .collect();
         for sample in new {
             read += 1;
             let statm = statms.remove(&sample.pid).unwrap_or_default();
@@ -390,6 +469,7 @@ impl Session {
         let alive: HashSet<u32> = processes.iter().map(|p| p.pid).collect();
         let before = self.cache.len();
         self.cache.retain(|pid, _| alive.contains(pid));
+        self.membership.statm.retain(|pid, _| alive.contains(pid));
         changed |= self.cache.len() != before;
 
         let mut snapshot = self.snapshot_of(samples);
@@ -404,13 +484,21 @@ impl Session {
             self.costly_passes(&mut snapshot, self.options);
             self.last_exact_cost = started.elapsed();
         }
-        let grouping = self.grouping(&snapshot);
-        let mut accounting = account(&snapshot, &grouping);
-        if exact_due {
-            self.last_exact = Some((at, accounting.clone()));
-        } else if let Some((_, exact)) = &self.last_exact {
-            accounting.carry_exact_from(exact);
-        }
+        let unchanged = read == 0 && !changed && !exact_due;
+        let accounting = match &self.last_accounting {
+            Some(last) if unchanged => last.clone(),
+            _ => {
+                let grouping = self.grouping(&snapshot);
+                let mut accounting = account(&snapshot, &grouping);
+                if exact_due {
+                    self.last_exact = Some((at, accounting.clone()));
+                } else if let Some((_, exact)) = &self.last_exact {
+                    accounting.carry_exact_from(exact);
+                }
+                Arc::new(accounting)
+            }
+        };
+        self.last_accounting = Some(accounting.clone());
         Ok(Round {
             accounting,
             at,

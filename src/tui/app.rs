@@ -2,6 +2,7 @@
 //! [`Action`] into a state change; [`App::on_update`] takes a round of figures. No I/O.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::event::Action;
@@ -90,7 +91,7 @@ pub struct App {
     /// The time the frame is drawn at (set by the loop before each draw): the views read it,
     /// never the clock, so a frame is a function of the state.
     pub now: Instant,
-    pub accounting: Option<Accounting>,
+    pub accounting: Option<Arc<Accounting>>,
     pub updated_at: Option<Instant>,
     pub exact_at: Option<Instant>,
     /// Whether exact figures were asked for and why they are missing (e.g. not root).
@@ -290,7 +291,7 @@ pub(crate) mod tests {
         let mut app = App::new("workload fork".into(), Duration::from_secs(1), false);
         let now = Instant::now();
         app.on_update(Round {
-            accounting: sample_accounting(),
+            accounting: Arc::new(sample_accounting()),
             at: now,
             exact_at: None,
             exact_fresh: false,
@@ -370,7 +371,7 @@ pub(crate) mod tests {
         empty.trees.clear();
         empty.totals.processes = 0;
         app.on_update(Round {
-            accounting: empty,
+            accounting: Arc::new(empty),
             at: Instant::now(),
             exact_at: None,
             exact_fresh: false,

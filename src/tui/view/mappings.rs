@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, TableState, Wrap};
 
-use super::table::{Column, column, fit, fitted_table, flexible, flexible_width};
+use super::table::{Column, column, fit, fitted_table, flexible, flexible_width, visible};
 use super::theme::Theme;
 use crate::tui::app::{App, View};
 use crate::units::{human_opt, shorten_left};
@@ -34,7 +34,8 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let sharing = app.accounting.as_ref().and_then(|a| a.totals.exact_ok()).map(|e| &e.by_name);
     let keep = fit(&MAPPING_COLUMNS, area.width.saturating_sub(2));
     let name_width = flexible_width(&MAPPING_COLUMNS, &keep, area.width.saturating_sub(2));
-    let rows: Vec<Vec<Cell>> = groups
+    let (shown, selected) = visible(groups.len(), app.selected, area.height);
+    let rows: Vec<Vec<Cell>> = groups[shown]
         .iter()
         .map(|g| {
             let exact = sharing.and_then(|s| s.iter().find(|n| n.name == g.name));
@@ -52,6 +53,6 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         })
         .collect();
     let table = fitted_table(&MAPPING_COLUMNS, &keep, rows, theme).block(block);
-    let mut state = TableState::default().with_selected(Some(app.selected));
+    let mut state = TableState::default().with_selected(Some(selected));
     frame.render_stateful_widget(table, area, &mut state);
 }

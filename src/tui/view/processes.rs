@@ -7,7 +7,7 @@ use ratatui::style::Color;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Cell, TableState};
 
-use super::table::{Column, column, fit, fitted_table, flexible};
+use super::table::{Column, column, fit, fitted_table, flexible, visible};
 use super::theme::{SEGMENTS, Theme};
 use crate::model::accounting::ProcessRow;
 use crate::tui::app::{App, View};
@@ -54,7 +54,8 @@ pub const PROCESS_COLUMNS: [Column; 8] = [
 pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let rows = app.rows();
     let exact = app.accounting.as_ref().is_some_and(|a| a.totals.exact_ok().is_some());
-    let body: Vec<Vec<Cell>> = rows
+    let (shown, selected) = visible(rows.len(), app.selected, area.height);
+    let body: Vec<Vec<Cell>> = rows[shown]
         .iter()
         .map(|row| {
             let indent = if app.flat { String::new() } else { "  ".repeat(row.depth) };
@@ -99,6 +100,6 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         block = block.title_bottom(Line::from(legend).right_aligned());
     }
     let table = fitted_table(&PROCESS_COLUMNS, &keep, body, theme).block(block);
-    let mut state = TableState::default().with_selected(Some(app.selected));
+    let mut state = TableState::default().with_selected(Some(selected));
     frame.render_stateful_widget(table, area, &mut state);
 }

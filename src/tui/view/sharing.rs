@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Cell, Paragraph, TableState, Wrap};
 
-use super::table::{Column, column, fit, fitted_table, flexible, flexible_width};
+use super::table::{Column, column, fit, fitted_table, flexible, flexible_width, visible};
 use super::theme::Theme;
 use crate::report::explain;
 use crate::tui::app::{App, View};
@@ -41,10 +41,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     frame.render_widget(Paragraph::new(lines), hist);
     let keep = fit(&GROUP_COLUMNS, groups_area.width);
     let who_width = flexible_width(&GROUP_COLUMNS, &keep, groups_area.width);
-    let rows: Vec<Vec<Cell>> = exact
+    let all: Vec<_> =
+        exact.iter().flat_map(|(tree, e)| e.groups.iter().map(move |g| (tree, g))).collect();
+    let (shown, selected) = visible(all.len(), app.selected, groups_area.height + 2);
+    let rows: Vec<Vec<Cell>> = all[shown]
         .iter()
-        .flat_map(|(tree, e)| e.groups.iter().map(move |g| (tree, g)))
-        .map(|(tree, g)| {
+        .map(|&(tree, g)| {
             let mapped: Vec<String> =
                 g.mappings.iter().map(|(name, _)| shorten_left(name, 24)).collect();
             vec![
@@ -56,7 +58,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         })
         .collect();
     let table = fitted_table(&GROUP_COLUMNS, &keep, rows, theme);
-    let mut state = TableState::default().with_selected(Some(app.selected));
+    let mut state = TableState::default().with_selected(Some(selected));
     frame.render_stateful_widget(table, groups_area, &mut state);
 }
 

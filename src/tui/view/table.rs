@@ -75,3 +75,30 @@ pub fn fitted_table<'a>(
         .header(header)
         .row_highlight_style(theme.selected())
 }
+
+/// The rows of a list of `len` that a table of `area_height` lines (borders and header
+/// included) shows with `selected` in view, and the selection's place among them: only those
+/// rows are built, so a list of thousands costs what the screen shows. The window follows the
+/// selection as ratatui's would when scrolling down from the top.
+pub fn visible(len: usize, selected: usize, area_height: u16) -> (std::ops::Range<usize>, usize) {
+    let height = usize::from(area_height.saturating_sub(3)).max(1);
+    let selected = selected.min(len.saturating_sub(1));
+    let offset = (selected + 1).saturating_sub(height);
+    (offset..len.min(offset + height), selected - offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_rows_on_screen_are_built_and_the_selection_stays_on_it() {
+        // 1,000 rows in a table of 13 lines: 10 rows on screen.
+        assert_eq!(visible(1000, 0, 13), (0..10, 0));
+        assert_eq!(visible(1000, 9, 13), (0..10, 9));
+        assert_eq!(visible(1000, 10, 13), (1..11, 9));
+        assert_eq!(visible(1000, 999, 13), (990..1000, 9));
+        assert_eq!(visible(3, 7, 13), (0..3, 2), "a selection past the end is the last row");
+        assert_eq!(visible(0, 0, 13), (0..0, 0));
+    }
+}

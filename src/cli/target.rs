@@ -65,7 +65,10 @@ pub fn resolve(
         return Ok(resolved(report::Target::All, sampler::Target::Machine));
     }
     if !args.pids.is_empty() {
-        sampler.descendants(&args.pids).map_err(|e| root_error(e, &args.pids))?;
+        // Each root must exist (the session walks their trees itself).
+        for &pid in &args.pids {
+            sampler.stat(pid).map_err(|e| root_error(e, &args.pids))?;
+        }
         let pids = args.pids.clone();
         return Ok(resolved(report::Target::Pids(pids.clone()), sampler::Target::Pids(pids)));
     }

@@ -36,8 +36,30 @@ mod kpf {
 const CHUNK_ENTRIES: usize = 64 * 1024;
 /// The first address above the user address space (x86-64, 4-level page tables).
 const USER_SPACE_END: u64 = 0x8000_0000_0000;
+/// PAGEMAP_SCAN is used when the mapped address space exceeds the resident size this many
+/// times (or where huge pages may be).
+const SPARSE_FACTOR: u64 = 4;
 /// Frames closer than this are read in one kpagecount pread, gaps included.
 const RUN_GAP: u64 = 16;
+
+/// What is known of a process's pages before they are read, from its smaps_rollup: how much
+/// is resident, and whether any of it is in huge pages (`None`: unknown).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PagesHint {
+    pub resident: Option<u64>,
+    pub huge: Option<bool>,
+}
+
+impl PagesHint {
+    pub fn from_rollup(fields: &SmapsFields) -> Self {
+        let huge = [fields.anon_huge_pages, fields.shmem_pmd_mapped, fields.file_pmd_mapped]
+            .into_iter()
+            .flatten()
+            .reduce(u64::saturating_add)
+            .map(|bytes| bytes > 0);
+        PagesHint { resident: fields.rss, huge }
+    }
+}
 
 /// `struct pm_scan_arg` (include/uapi/linux/fs.h, Linux 6.7): no crate declares it.
 #[repr(C)]
@@ -154,7 +176,7 @@ impl Sampler {
         page_size: u64,
     ) -> Result<PagesRaw, Unreadable> {
         match rollup {
-            Ok(fields) => self.read_pages(pid, page_size, fields.rss),
+            Ok(fields) => self.read_pages(pid, page_size, PagesHint::from_rollup(fields)),
             Err(reason) => Err(reason.clone()),
         }
     }
@@ -172,6 +194,18 @@ impl Sampler {
             return;
         }
         let page_size = snapshot.page_size;
+        let unread = snapshot.processes.iter().any(|p| p.pages.is_none());
+        if !unread && let Some(Ok(table)) = &mut snapshot.pfn_table {
+            // Counted while the pages were read: only the flags may be missing.
+            if with_flags
+                && table.flags.is_empty()
+                && !table.is_empty()
+                && let Err(reason) = self.read_flags(table)
+            {
+                snapshot.pfn_table = Some(Err(reason));
+            }
+            return;
+        }
         snapshot.processes.par_iter_mut().filter(|p| p.pages.is_none()).for_each(|p| {
             p.pages = Some(self.pages_of(p.pid, &p.rollup, page_size));
         });
@@ -201,8 +235,9 @@ impl Sampler {
         &self,
         pid: u32,
         page_size: u64,
-        resident: Option<u64>,
+        hint: PagesHint,
     ) -> Result<PagesRaw, Unreadable> {
+        let resident = hint.resident;
         let maps = self.read(pid, "maps").map_err(|e| self.explain(pid, e))?;
         let mut mappings = smaps::parse_smaps(&maps)
             .map_err(|e| Unreadable::Failed(format!("/proc/{pid}/maps: cannot parse: {e}")))?;
@@ -215,25 +250,68 @@ impl Sampler {
         let io_error = |e: io::Error| self.explain(pid, ReadError::from_io(path.clone(), e));
         let file = File::open(&path).map_err(io_error)?;
         // PAGEMAP_SCAN walks the page tables once more to find what is present and what is
-        // huge (~5 % of a pagemap read of 4 KiB pages): the empty parts of reservations, arenas
-        // and stacks are skipped, and a huge page is read as one entry instead of 512.
+        // huge (~20 % of a pagemap read of 4 KiB pages): it pays where most of the address
+        // space is empty (reservations, arenas, stacks: those parts are skipped) or where huge
+        // pages are (each is read as one entry instead of 512); elsewhere it is not used.
         let first = mappings[0].start;
         let last = mappings.iter().map(|m| m.end).max().unwrap_or(first);
-        let present = scan_ranges(&file, first, last);
+        let mapped: u64 = mappings.iter().map(|m| m.end - m.start).sum();
+        let sparse = resident.is_none_or(|rss| mapped > SPARSE_FACTOR * rss);
+        let present =
+            if sparse || hint.huge != Some(false) { scan_ranges(&file, first, last) } else { None };
         let order = (pmd_size() / page_size).trailing_zeros();
 
         // Sized from the resident pages (smaps_rollup), so the list is never copied as it grows.
         let mut entries = Vec::with_capacity(resident.map_or(0, |rss| rss / page_size) as usize);
         let mut ranges = Vec::with_capacity(mappings.len());
-        let mut buf = vec![0u8; CHUNK_ENTRIES * 8];
+        // One read buffer per thread, kept: a fresh 512 KiB per process would be faulted in
+        // page by page every time.
+        thread_local! {
+            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+        buf.resize(CHUNK_ENTRIES * 8, 0);
+        let result = self.read_mappings_pages(
+            &file,
+            &mappings,
+            present.as_deref(),
+            page_size,
+            order,
+            &mut buf,
+            &mut entries,
+            &mut ranges,
+        );
+        BUF.with(|b| *b.borrow_mut() = buf);
+        result.map_err(io_error)?;
+        let hidden =
+            entries.iter().any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
+        if hidden {
+            return Err(Unreadable::PermissionDenied(
+                "physical frame numbers read as 0: they need CAP_SYS_ADMIN (run as root)".into(),
+            ));
+        }
+        Ok(PagesRaw { mappings, entries, ranges })
+    }
+
+    /// Reads the present or swapped entries of every mapping, where `present` (PAGEMAP_SCAN's
+    /// spans, if it ran) says, into `entries`, one range per mapping into `ranges`.
+    #[allow(clippy::too_many_arguments)]
+    fn read_mappings_pages(
+        &self,
+        file: &File,
+        mappings: &[crate::model::snapshot::MappingRaw],
+        present: Option<&[Span]>,
+        page_size: u64,
+        order: u32,
+        buf: &mut [u8],
+        entries: &mut Vec<PageEntry>,
+        ranges: &mut Vec<std::ops::Range<u32>>,
+    ) -> io::Result<()> {
         let mut cursor = 0;
-        for mapping in &mappings {
+        for mapping in mappings {
             let start_index = entries.len() as u32;
-            match &present {
-                None => {
-                    read_span(&file, mapping.start, mapping.end, page_size, &mut buf, &mut entries)
-                        .map_err(io_error)?
-                }
+            match present {
+                None => read_span(file, mapping.start, mapping.end, page_size, buf, entries)?,
                 Some(spans) => {
                     // Spans are sorted and never straddle a mapping boundary they do not share.
                     while cursor < spans.len() && spans[cursor].end <= mapping.start {
@@ -245,25 +323,17 @@ impl Sampler {
                         let (start, end) =
                             (span.start.max(mapping.start), span.end.min(mapping.end));
                         if span.huge {
-                            read_huge(&file, start, end, page_size, order, &mut buf, &mut entries)
+                            read_huge(file, start, end, page_size, order, buf, entries)
                         } else {
-                            read_span(&file, start, end, page_size, &mut buf, &mut entries)
-                        }
-                        .map_err(io_error)?;
+                            read_span(file, start, end, page_size, buf, entries)
+                        }?;
                         k += 1;
                     }
                 }
             }
             ranges.push(start_index..entries.len() as u32);
         }
-        let hidden =
-            entries.iter().any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
-        if hidden {
-            return Err(Unreadable::PermissionDenied(
-                "physical frame numbers read as 0: they need CAP_SYS_ADMIN (run as root)".into(),
-            ));
-        }
-        Ok(PagesRaw { mappings, entries, ranges })
+        Ok(())
     }
 
     /// The highest page frame number of the machine, from `/proc/zoneinfo` (start_pfn +
@@ -307,6 +377,27 @@ impl Sampler {
             table.flags = flags?;
         }
         Ok(table)
+    }
+
+    /// Claims for the frames of a pass in which each process's frames are counted by the
+    /// thread that read its pages (see [`FrameClaims`]); `None` when they cannot be used here
+    /// (no privilege, a capture, no /proc/zoneinfo to size the bitmap, no /proc/kpagecount).
+    pub fn frame_claims(&self, privileged: bool) -> Option<FrameClaims> {
+        if self.exact_refusal(privileged).is_some() {
+            return None;
+        }
+        let max_pfn = self.max_pfn().ok()?;
+        let kpagecount = File::open(self.root().join("kpagecount")).ok()?;
+        let words = max_pfn.div_ceil(64) as usize;
+        // Zeroed by the allocator (calloc): the parts of the bitmap no frame of the pass falls
+        // in are never touched, so never faulted in.
+        let mut zeroed = std::mem::ManuallyDrop::new(vec![0u64; words]);
+        let (ptr, len, capacity) = (zeroed.as_mut_ptr(), zeroed.len(), zeroed.capacity());
+        // SAFETY: `AtomicU64` has the same size, alignment and bit validity as `u64`
+        // (documented), so the allocation is a valid `Vec<AtomicU64>` of the same length and
+        // capacity; `zeroed` is never dropped, so it is freed once, by the new vector.
+        let bits = unsafe { Vec::from_raw_parts(ptr.cast(), len, capacity) };
+        Some(FrameClaims { bits, max_pfn, kpagecount })
     }
 
     /// kpageflags for the frames of `table`, which has its counts already.
@@ -361,6 +452,65 @@ fn split_huge_mapped_by_pages(snapshot: &mut Snapshot) {
         if let Some(Ok(pages)) = &mut p.pages {
             pages.split_huge(page_size, |head| split.contains(&head));
         }
+    }
+}
+
+/// A frame bitmap shared by the threads of one pass: a thread that has read a process's pages
+/// claims its frames (an atomic OR per frame) and reads kpagecount for the frames it was the
+/// first to claim, in runs, while the other threads still read pages — so the frame table is
+/// ready when the last process is. A frame whose pagemap entry says it is mapped exactly once
+/// (`PM_MMAP_EXCLUSIVE`) needs no read: its count is 1.
+pub struct FrameClaims {
+    bits: Vec<std::sync::atomic::AtomicU64>,
+    max_pfn: u64,
+    kpagecount: File,
+}
+
+/// `(pfn, kpagecount)` of the frames one process claimed.
+pub type Claimed = Vec<(u64, u32)>;
+
+impl FrameClaims {
+    /// Claims the frames of `pages` and counts the ones this call claimed first.
+    pub fn claim(&self, pages: &PagesRaw) -> Result<Claimed, Unreadable> {
+        use std::sync::atomic::Ordering;
+        let mut once = Vec::new();
+        let mut read = Vec::new();
+        for entry in &pages.entries {
+            let Some(pfn) = entry.pfn() else { continue };
+            if pfn >= self.max_pfn {
+                continue; // above RAM: not memory (see sample_exact)
+            }
+            let bit = 1u64 << (pfn % 64);
+            let previous = self.bits[(pfn / 64) as usize].fetch_or(bit, Ordering::Relaxed);
+            if previous & bit != 0 {
+                continue;
+            }
+            if entry.order() == 0 && entry.raw & bits::EXCLUSIVE != 0 {
+                once.push((pfn, 1));
+            } else {
+                read.push(pfn);
+            }
+        }
+        read.sort_unstable();
+        let mut counted = once;
+        counted.reserve(read.len());
+        let mut values = vec![0u32; read.len()];
+        read_runs(&self.kpagecount, &read, |i, v| values[i] = u32::try_from(v).unwrap_or(u32::MAX))
+            .map_err(|e| kpage_error("kpagecount", e))?;
+        counted.extend(read.into_iter().zip(values));
+        Ok(counted)
+    }
+
+    /// The frame table of the pass, from every process's claims.
+    pub fn into_table(self, claims: &[Claimed]) -> PfnTable {
+        let present = self.bits.into_iter().map(|w| w.into_inner()).collect();
+        let mut table = PfnTable::new(present);
+        for &(pfn, count) in claims.iter().flatten() {
+            if let Some(index) = table.index(pfn) {
+                table.mapcount[index] = count;
+            }
+        }
+        table
     }
 }
 

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 
+use super::pagemap::{Claimed, PagesHint};
 use super::{ReadError, SampleOptions, Sampler, StatInfo, page_size};
 use crate::model::{Accounting, Grouping, ProcessSample, Snapshot, Unreadable, account};
 
@@ -314,37 +315,56 @@ impl Session {
     fn read_all(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
         let sampler = &self.sampler;
         let exact = options.exact || options.dedup;
-        // Each process's pages are read right after its rollup, in the same parallel pass.
+        // Each process's pages are read right after its rollup, in the same parallel pass,
+        // and its frames claimed and counted there too (`FrameClaims`).
         let pages_inline = exact && self.exact_refusal().is_none();
+        let claims = pages_inline.then(|| sampler.frame_claims(self.privileged())).flatten();
         let page_size = page_size();
         let mappings = |pid: u32| self.all_mappings || self.focus == Some(pid);
-        let processes = infos
+        let read: Vec<(ProcessSample, Option<Result<Claimed, Unreadable>>)> = infos
             .par_iter()
             .map(|info| {
                 let options = SampleOptions { mappings: mappings(info.pid), ..options };
                 if !pages_inline || info.is_kernel_thread() {
-                    return sampler.sample_one(info, options);
+                    return (sampler.sample_one(info, options), None);
                 }
-                // The rollup and the pages are two page-table walks: two tasks, so the cores
-                // stay busy to the end of the pass.
-                let (mut p, pages) = rayon::join(
-                    || sampler.sample_one(info, options),
-                    || {
-                        sampler.read_pages(
-                            info.pid,
-                            page_size,
-                            sampler.resident(info.pid, page_size),
-                        )
-                    },
-                );
+                // The pages right after the rollup, which tells how they are best read (huge
+                // pages, a sparse address space); the processes are spread over the cores.
+                let mut p = sampler.sample_one(info, options);
                 p.pages = Some(match &p.rollup {
-                    Ok(_) => pages,
+                    Ok(fields) => {
+                        sampler.read_pages(info.pid, page_size, PagesHint::from_rollup(fields))
+                    }
                     Err(reason) => Err(reason.clone()),
                 });
-                p
+                let claimed = match (&claims, &p.pages) {
+                    (Some(claims), Some(Ok(pages))) => Some(claims.claim(pages)),
+                    _ => None,
+                };
+                (p, claimed)
             })
             .collect();
+        let (processes, claimed): (Vec<ProcessSample>, Vec<_>) = read.into_iter().unzip();
         let mut snapshot = self.snapshot_of(processes);
+        // The claims hold only while no huge page must be split (one that another process maps
+        // page by page): then the frame table is made again from the pages.
+        let huge = snapshot.processes.iter().any(|p| {
+            p.pages.as_ref().is_some_and(|pages| pages.as_ref().is_ok_and(|p| p.has_huge()))
+        });
+        if let Some(claims) = claims.filter(|_| !huge) {
+            let mut counted = Vec::with_capacity(claimed.len());
+            let mut refused = None;
+            for c in claimed.into_iter().flatten() {
+                match c {
+                    Ok(c) => counted.push(c),
+                    Err(reason) => refused = Some(reason),
+                }
+            }
+            snapshot.pfn_table = Some(match refused {
+                Some(reason) => Err(reason),
+                None => Ok(claims.into_table(&counted)),
+            });
+        }
         self.costly_passes(&mut snapshot, options);
         snapshot
     }

@@ -9,6 +9,15 @@ use clap::error::ErrorKind;
 use memtree::cli::{self, Cli, UsageError};
 
 fn main() -> ExitCode {
+    // The worker threads start now, beside parsing and target resolution, one per CPU memtree
+    // may run on (without rayon's default probing of cgroup files).
+    let cpus = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+        .map(|set| {
+            (0..nix::sched::CpuSet::count()).filter(|&c| set.is_set(c).unwrap_or(false)).count()
+        })
+        .unwrap_or(1)
+        .max(1);
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(cpus).build_global();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if matches!(err.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

@@ -39,6 +39,8 @@ const USER_SPACE_END: u64 = 0x8000_0000_0000;
 /// PAGEMAP_SCAN is used when the mapped address space exceeds the resident size this many
 /// times (or where huge pages may be).
 const SPARSE_FACTOR: u64 = 4;
+/// Mappings (or present spans) closer than this are read in one pagemap pread.
+const MERGE_GAP: u64 = 256 << 10;
 /// Frames closer than this are read in one kpagecount pread, gaps included.
 const RUN_GAP: u64 = 16;
 
@@ -294,7 +296,10 @@ impl Sampler {
     }
 
     /// Reads the present or swapped entries of every mapping, where `present` (PAGEMAP_SCAN's
-    /// spans, if it ran) says, into `entries`, one range per mapping into `ranges`.
+    /// spans, if it ran) says, into `entries` in address order, one range per mapping into
+    /// `ranges`. Ranges closer than [`MERGE_GAP`] are read in one `pread` (a library's four
+    /// segments are adjacent): what lies between them is unmapped, and pagemap reports nothing
+    /// there.
     #[allow(clippy::too_many_arguments)]
     fn read_mappings_pages(
         &self,
@@ -307,13 +312,17 @@ impl Sampler {
         entries: &mut Vec<PageEntry>,
         ranges: &mut Vec<std::ops::Range<u32>>,
     ) -> io::Result<()> {
-        let mut cursor = 0;
-        for mapping in mappings {
-            let start_index = entries.len() as u32;
-            match present {
-                None => read_span(file, mapping.start, mapping.end, page_size, buf, entries)?,
-                Some(spans) => {
-                    // Spans are sorted and never straddle a mapping boundary they do not share.
+        // What to read: every mapping, or the present spans clipped to the mappings.
+        let mut wanted: Vec<Span> = Vec::with_capacity(mappings.len());
+        match present {
+            None => wanted.extend(mappings.iter().map(|m| Span {
+                start: m.start,
+                end: m.end,
+                huge: false,
+            })),
+            Some(spans) => {
+                let mut cursor = 0;
+                for mapping in mappings {
                     while cursor < spans.len() && spans[cursor].end <= mapping.start {
                         cursor += 1;
                     }
@@ -322,16 +331,40 @@ impl Sampler {
                         let span = spans[k];
                         let (start, end) =
                             (span.start.max(mapping.start), span.end.min(mapping.end));
-                        if span.huge {
-                            read_huge(file, start, end, page_size, order, buf, entries)
-                        } else {
-                            read_span(file, start, end, page_size, buf, entries)
-                        }?;
+                        wanted.push(Span { start, end, huge: span.huge });
                         k += 1;
                     }
                 }
             }
-            ranges.push(start_index..entries.len() as u32);
+        }
+        let mut i = 0;
+        while i < wanted.len() {
+            let span = wanted[i];
+            if span.huge {
+                read_huge(file, span.start, span.end, page_size, order, buf, entries)?;
+                i += 1;
+                continue;
+            }
+            let mut end = span.end;
+            let mut j = i + 1;
+            while j < wanted.len() && !wanted[j].huge && wanted[j].start <= end + MERGE_GAP {
+                end = end.max(wanted[j].end);
+                j += 1;
+            }
+            read_span(file, span.start, end, page_size, buf, entries)?;
+            i = j;
+        }
+        // Entries are in address order, as the mappings are: one range each.
+        let mut at = 0usize;
+        for mapping in mappings {
+            while at < entries.len() && entries[at].vaddr() < mapping.start {
+                at += 1;
+            }
+            let start = at;
+            while at < entries.len() && entries[at].vaddr() < mapping.end {
+                at += 1;
+            }
+            ranges.push(start as u32..at as u32);
         }
         Ok(())
     }

@@ -275,10 +275,32 @@ impl Session {
 
     /// One snapshot of the target with every pass asked for, read now (no cadence, no cache).
     pub fn sample(&mut self) -> Result<Sample, ReadError> {
-        let discovered = self.discover();
+        // The roots of a --pid target are read while their trees are walked: a lone large
+        // process is then read in the time of its rollup.
+        let roots: Vec<StatInfo> = match &self.target {
+            Target::Pids(pids) if pids.len() <= 4 => {
+                pids.iter().filter_map(|&p| self.sampler.stat(p).ok()).collect()
+            }
+            _ => Vec::new(),
+        };
+        let options = SampleOptions { mappings: false, ..SampleOptions::default() };
+        let (discovered, early) = rayon::join(
+            || self.discover(),
+            || {
+                roots
+                    .par_iter()
+                    .map(|info| {
+                        let wants = self.all_mappings || self.focus == Some(info.pid);
+                        let options = SampleOptions { mappings: wants, ..options };
+                        self.sampler.sample_one(info, options)
+                    })
+                    .collect::<Vec<ProcessSample>>()
+            },
+        );
         self.rounds += 1;
         let (processes, target_gone) = discovered?;
-        let snapshot = self.read_all(&processes, self.options);
+        let early: HashMap<u32, ProcessSample> = early.into_iter().map(|p| (p.pid, p)).collect();
+        let snapshot = self.read_all_with(&processes, self.options, early);
         let grouping = self.grouping(&snapshot);
         Ok(Sample { snapshot, grouping, target_gone })
     }
@@ -308,11 +330,18 @@ impl Session {
     /// Reads the processes of `infos` — found by an earlier [`Session::discover`] or
     /// [`Sampler::descendants`] — with every pass asked for, now.
     pub fn read(&self, infos: &[StatInfo]) -> Snapshot {
-        self.read_all(infos, self.options)
+        self.read_all_with(infos, self.options, HashMap::new())
     }
 
-    /// Reads every process of `infos` (in parallel on the available cores) into a snapshot.
-    fn read_all(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
+    /// Reads every process of `infos` (in parallel on the available cores) into a snapshot;
+    /// the processes of `early` were read already (their rollups; their pages are read here).
+    fn read_all_with(
+        &self,
+        infos: &[StatInfo],
+        options: SampleOptions,
+        early: HashMap<u32, ProcessSample>,
+    ) -> Snapshot {
+        let early = std::sync::Mutex::new(early);
         let sampler = &self.sampler;
         let exact = options.exact || options.dedup;
         // Each process's pages are read right after its rollup, in the same parallel pass,
@@ -325,12 +354,14 @@ impl Session {
             .par_iter()
             .map(|info| {
                 let options = SampleOptions { mappings: mappings(info.pid), ..options };
+                let taken = early.lock().ok().and_then(|mut e| e.remove(&info.pid));
+                let one = || taken.unwrap_or_else(|| sampler.sample_one(info, options));
                 if !pages_inline || info.is_kernel_thread() {
-                    return (sampler.sample_one(info, options), None);
+                    return (one(), None);
                 }
                 // The pages right after the rollup, which tells how they are best read (huge
                 // pages, a sparse address space); the processes are spread over the cores.
-                let mut p = sampler.sample_one(info, options);
+                let mut p = one();
                 p.pages = Some(match &p.rollup {
                     Ok(fields) => {
                         sampler.read_pages(info.pid, page_size, PagesHint::from_rollup(fields))

@@ -56,7 +56,8 @@ pub struct MappingRow {
     pub offset: u64,
     pub name: String,
     pub figures: Figures,
-    pub vm_flags: Vec<String>,
+    /// Space-separated, as in [`MappingRaw::vm_flags`].
+    pub vm_flags: String,
 }
 
 impl From<&MappingRaw> for MappingRow {
@@ -110,6 +111,23 @@ pub struct RssSplit {
 }
 
 impl ProcessRow {
+    /// A copy without the per-mapping rows (they are not cloned).
+    fn clone_without_mappings(&self) -> ProcessRow {
+        ProcessRow {
+            pid: self.pid,
+            ppid: self.ppid,
+            depth: self.depth,
+            name: self.name.clone(),
+            uid: self.uid,
+            cmdline: self.cmdline.clone(),
+            figures: self.figures.clone(),
+            exact: self.exact.clone(),
+            dedup: self.dedup.clone(),
+            peak: self.peak,
+            mappings: None,
+        }
+    }
+
     /// The process's RSS split into [`RssSplit`]'s segments, if its figures were read.
     pub fn rss_split(&self) -> Option<RssSplit> {
         let f = self.figures.as_ref().ok()?;
@@ -298,6 +316,31 @@ impl Accounting {
     /// The tree a process belongs to.
     pub fn tree_of(&self, pid: u32) -> Option<&Tree> {
         self.trees.iter().find(|t| t.processes.iter().any(|p| p.pid == pid))
+    }
+
+    /// A copy holding what [`Accounting::carry_exact_from`] needs, without the per-mapping rows
+    /// and names (the bulk of a tree with tens of thousands of mappings).
+    pub fn without_mappings(&self) -> Accounting {
+        let strip = |rows: &[ProcessRow]| -> Vec<ProcessRow> {
+            rows.iter().map(ProcessRow::clone_without_mappings).collect()
+        };
+        Accounting {
+            taken_at_unix: self.taken_at_unix,
+            privileged: self.privileged,
+            trees: self
+                .trees
+                .iter()
+                .map(|t| Tree {
+                    root_pid: t.root_pid,
+                    name: t.name.clone(),
+                    processes: strip(&t.processes),
+                    totals: t.totals.clone(),
+                    mappings_by_name: None,
+                })
+                .collect(),
+            totals: self.totals.clone(),
+            mappings_by_name: None,
+        }
     }
 
     /// Puts the exact and duplication figures of an earlier accounting of the same target on

@@ -55,8 +55,9 @@ pub struct MappingRaw {
     /// `/memfd:x (deleted)`), or empty for an anonymous mapping.
     pub pathname: String,
     pub fields: SmapsFields,
-    /// The `VmFlags` mnemonics, kept verbatim (unknown ones included).
-    pub vm_flags: Vec<String>,
+    /// The `VmFlags` mnemonics, kept verbatim (unknown ones included), separated by single
+    /// spaces: one allocation a mapping, for processes with tens of thousands.
+    pub vm_flags: String,
 }
 
 impl MappingRaw {
@@ -335,6 +336,23 @@ pub struct ProcessSample {
     /// Content-defined chunk hashes of the pages this process was the first to map, only when
     /// asked for (`--dedup`).
     pub content: Option<Result<ContentRaw, Unreadable>>,
+}
+
+impl ProcessSample {
+    /// A copy of the cheap part (identity and rollup), without mappings, pages or contents.
+    pub fn clone_identity(&self) -> ProcessSample {
+        ProcessSample {
+            pid: self.pid,
+            ppid: self.ppid,
+            name: self.name.clone(),
+            uid: self.uid,
+            cmdline: self.cmdline.clone(),
+            rollup: self.rollup.clone(),
+            mappings: None,
+            pages: None,
+            content: None,
+        }
+    }
 }
 
 /// One pass of the sampler over a set of processes.

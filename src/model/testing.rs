@@ -97,6 +97,6 @@ pub(crate) fn mapping(name: &str, rss: u64) -> MappingRaw {
             private_dirty: Some(0),
             ..SmapsFields::default()
         },
-        vm_flags: vec![],
+        vm_flags: String::new(),
     }
 }

@@ -115,7 +115,16 @@ struct MappingJson<'a> {
     name: &'a str,
     #[serde(flatten)]
     figures: Figures,
-    vm_flags: &'a [String],
+    vm_flags: Words<'a>,
+}
+
+/// Space-separated words written as a JSON array of strings.
+struct Words<'a>(&'a str);
+
+impl Serialize for Words<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.split_ascii_whitespace())
+    }
 }
 
 #[derive(Serialize)]
@@ -309,7 +318,7 @@ fn mapping(m: &MappingRow) -> MappingJson<'_> {
         offset: m.offset,
         name: &m.name,
         figures: m.figures,
-        vm_flags: &m.vm_flags,
+        vm_flags: Words(&m.vm_flags),
     }
 }
 

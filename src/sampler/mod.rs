@@ -330,15 +330,42 @@ impl Sampler {
 
     /// The full per-mapping `smaps`.
     pub fn read_mappings(&self, pid: u32) -> Result<Vec<MappingRaw>, Unreadable> {
-        let bytes = self.read(pid, "smaps").map_err(|e| self.explain(pid, e))?;
-        match smaps::parse_smaps(&bytes) {
-            Ok(maps) if maps.is_empty() => Err(self.explain_empty(pid)),
-            Ok(maps) => Ok(maps),
-            Err(err) => Err(Unreadable::Failed(format!(
-                "{}: cannot parse: {err}",
-                self.path(pid, "smaps").display()
-            ))),
+        match self.parse_mappings(pid, "smaps")? {
+            maps if maps.is_empty() => Err(self.explain_empty(pid)),
+            maps => Ok(maps),
         }
+    }
+
+    /// `smaps` or `maps` of `pid`, parsed as it is read (the text is never held whole).
+    pub fn parse_mappings(&self, pid: u32, file: &str) -> Result<Vec<MappingRaw>, Unreadable> {
+        let path = self.path(pid, file);
+        let mut parser = smaps::SmapsParser::default();
+        let mut failed = None;
+        let read = read_streamed(&path, read_limit(file), self.captured, |chunk| {
+            if failed.is_none() {
+                failed = parser.feed(chunk).err();
+            }
+        });
+        let parse_error = |err: smaps::ParseError| {
+            Unreadable::Failed(format!("{}: cannot parse: {err}", path.display()))
+        };
+        match read {
+            Ok(()) => {}
+            Err(err) => {
+                let err = ReadError::from_io(path.clone(), err);
+                let err = match err {
+                    ReadError::Vanished { .. } if self.captured => {
+                        self.recorded_error(path.clone()).unwrap_or(err)
+                    }
+                    other => other,
+                };
+                return Err(self.explain(pid, err));
+            }
+        }
+        if let Some(err) = failed {
+            return Err(parse_error(err));
+        }
+        parser.finish().map_err(parse_error)
     }
 
     /// Turns a failed read into a reason, looking at `stat` again to tell a zombie or a kernel
@@ -448,6 +475,46 @@ pub fn read_bounded(path: &Path, limit: usize, captured: bool) -> std::io::Resul
     }
     bytes.truncate(len);
     Ok(bytes)
+}
+
+/// Reads `path` as [`read_bounded`] does, but hands the text to `chunk` piece by piece (up to
+/// 256 KiB at a time) instead of keeping it.
+pub fn read_streamed(
+    path: &Path,
+    limit: usize,
+    captured: bool,
+    mut chunk: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if captured && !file.metadata()?.file_type().is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file (a capture holds only regular files)",
+        ));
+    }
+    let mut buf = vec![0u8; 256 << 10];
+    let mut total = 0usize;
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                total += n;
+                if total > limit {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("larger than {limit} bytes: not read"),
+                    ));
+                }
+                chunk(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// [`read_bounded`], as text (invalid UTF-8 replaced).

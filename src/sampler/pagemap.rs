@@ -16,7 +16,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use super::{ReadError, Sampler, smaps};
+use super::{ReadError, Sampler};
 use crate::model::snapshot::page_flags as pf;
 use crate::model::snapshot::pagemap_bits as bits;
 use crate::model::snapshot::{PageEntry, PagesRaw, PfnTable, SmapsFields, Snapshot, Unreadable};
@@ -240,9 +240,7 @@ impl Sampler {
         hint: PagesHint,
     ) -> Result<PagesRaw, Unreadable> {
         let resident = hint.resident;
-        let maps = self.read(pid, "maps").map_err(|e| self.explain(pid, e))?;
-        let mut mappings = smaps::parse_smaps(&maps)
-            .map_err(|e| Unreadable::Failed(format!("/proc/{pid}/maps: cannot parse: {e}")))?;
+        let mut mappings = self.parse_mappings(pid, "maps")?;
         // [vsyscall] sits above the user address space: pagemap has nothing there.
         mappings.retain(|m| m.start < USER_SPACE_END);
         if mappings.is_empty() {

@@ -127,6 +127,15 @@ struct Membership {
     stale: bool,
 }
 
+/// Hands memory the allocator holds free back to the system (glibc's `malloc_trim`).
+fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// Files held open by a paced session at most (the rest are opened each round), below the
 /// soft limit on open files.
 fn statm_budget() -> usize {
@@ -471,10 +480,7 @@ impl Session {
     fn paced_round(&mut self, at: Instant) -> Result<Round, ReadError> {
         let cadence = self.cadence.expect("a paced session has a cadence");
         let (processes, target_gone) = self.paced_discover()?;
-        let mut read = 0;
-        let mut reused = 0;
         let mut changed = false;
-        let mut samples = Vec::with_capacity(processes.len());
         let mut fresh: Vec<&StatInfo> = Vec::new();
         let mut statms = HashMap::with_capacity(processes.len());
         let budget = statm_budget();
@@ -485,18 +491,44 @@ impl Session {
             // alone does not count (it must not drag the exact refresh along).
             let cached = self.cache.get(&info.pid);
             changed |= cached.is_none_or(|c| c.statm != statm);
-            match cached {
-                Some(c)
-                    if c.statm == statm
-                        && at.duration_since(c.read_at) < cadence.full_every
-                        && (!want_maps || c.sample.mappings.is_some()) =>
-                {
-                    samples.push(c.sample.clone());
-                    reused += 1;
-                }
-                _ => fresh.push(info),
+            let reusable = cached.is_some_and(|c| {
+                c.statm == statm
+                    && at.duration_since(c.read_at) < cadence.full_every
+                    && (!want_maps || c.sample.mappings.is_some())
+            });
+            if !reusable {
+                fresh.push(info);
             }
             statms.insert(info.pid, statm);
+        }
+        let alive: HashSet<u32> = processes.iter().map(|p| p.pid).collect();
+        let before = self.cache.len();
+        self.cache.retain(|pid, _| alive.contains(pid));
+        self.membership.statm.retain(|pid, _| alive.contains(pid));
+        changed |= self.cache.len() != before;
+        let spacing = cadence.exact_every.max(self.last_exact_cost * cadence.exact_budget);
+        let exact_due = (self.options.exact || self.options.dedup)
+            && self.last_exact.as_ref().is_none_or(|(when, _)| {
+                let age = at.duration_since(*when);
+                age >= cadence.exact_full_every || (changed && age >= spacing)
+            });
+        let (read, reused) = (fresh.len(), processes.len() - fresh.len());
+        // Nothing moved: the last round's accounting again, nothing read, copied or rebuilt.
+        if fresh.is_empty()
+            && !changed
+            && !exact_due
+            && let Some(last) = &self.last_accounting
+        {
+            return Ok(Round {
+                accounting: last.clone(),
+                at,
+                exact_at: self.last_exact.as_ref().map(|(when, _)| *when),
+                exact_fresh: false,
+                read,
+                reused,
+                cost: at.elapsed(),
+                target_gone,
+            });
         }
         let options = |pid: u32| SampleOptions {
             mappings: self.all_mappings || self.focus == Some(pid),
@@ -511,45 +543,50 @@ impl Session {
                 sampler.sample_one(&info, options(info.pid))
             })
             .collect();
-        for sample in new {
-            read += 1;
-            let statm = statms.remove(&sample.pid).unwrap_or_default();
-            self.cache.insert(sample.pid, Cached { statm, sample: sample.clone(), read_at: at });
-            samples.push(sample);
+        let mut new: HashMap<u32, ProcessSample> = new.into_iter().map(|p| (p.pid, p)).collect();
+        // The snapshot borrows the cached samples (moved out and back, never copied: a process
+        // with 60,000 mappings is tens of MB of them).
+        let mut samples = Vec::with_capacity(processes.len());
+        for info in &processes {
+            if let Some(sample) = new.remove(&info.pid) {
+                let statm = statms.remove(&info.pid).unwrap_or_default();
+                let placeholder = sample.clone_identity();
+                self.cache.insert(info.pid, Cached { statm, sample: placeholder, read_at: at });
+                samples.push(sample);
+            } else if let Some(c) = self.cache.get_mut(&info.pid) {
+                let placeholder = c.sample.clone_identity();
+                samples.push(std::mem::replace(&mut c.sample, placeholder));
+            }
         }
-        let alive: HashSet<u32> = processes.iter().map(|p| p.pid).collect();
-        let before = self.cache.len();
-        self.cache.retain(|pid, _| alive.contains(pid));
-        self.membership.statm.retain(|pid, _| alive.contains(pid));
-        changed |= self.cache.len() != before;
 
         let mut snapshot = self.snapshot_of(samples);
-        let spacing = cadence.exact_every.max(self.last_exact_cost * cadence.exact_budget);
-        let exact_due = (self.options.exact || self.options.dedup)
-            && self.last_exact.as_ref().is_none_or(|(when, _)| {
-                let age = at.duration_since(*when);
-                age >= cadence.exact_full_every || (changed && age >= spacing)
-            });
         if exact_due {
             let started = Instant::now();
             self.costly_passes(&mut snapshot, self.options);
             self.last_exact_cost = started.elapsed();
         }
-        let unchanged = read == 0 && !changed && !exact_due;
-        let accounting = match &self.last_accounting {
-            Some(last) if unchanged => last.clone(),
-            _ => {
-                let grouping = self.grouping(&snapshot);
-                let mut accounting = account(&snapshot, &grouping);
-                if exact_due {
-                    self.last_exact = Some((at, accounting.clone()));
-                } else if let Some((_, exact)) = &self.last_exact {
-                    accounting.carry_exact_from(exact);
-                }
-                Arc::new(accounting)
+        let grouping = self.grouping(&snapshot);
+        let mut accounting = account(&snapshot, &grouping);
+        if exact_due {
+            self.last_exact = Some((at, accounting.without_mappings()));
+        } else if let Some((_, exact)) = &self.last_exact {
+            accounting.carry_exact_from(exact);
+        }
+        // The samples go back to the cache, without the pages and contents of this round.
+        for mut sample in snapshot.processes {
+            sample.pages = None;
+            sample.content = None;
+            if let Some(c) = self.cache.get_mut(&sample.pid) {
+                c.sample = sample;
             }
-        };
+        }
+        let accounting = Arc::new(accounting);
         self.last_accounting = Some(accounting.clone());
+        // Mappings read again free as many as they take, in other threads' malloc arenas:
+        // given back to the system, or memtree's resident size creeps up with every re-read.
+        if read > 0 && self.all_mappings {
+            release_free_memory();
+        }
         Ok(Round {
             accounting,
             at,

@@ -17,39 +17,92 @@ pub struct ParseError {
 
 /// Parses full `smaps` text into its mappings.
 pub fn parse_smaps(text: &[u8]) -> Result<Vec<MappingRaw>, ParseError> {
-    let mut mappings: Vec<MappingRaw> = Vec::new();
-    for (index, line) in text.split(|&b| b == b'\n').enumerate() {
-        if line.is_empty() {
-            continue;
+    let mut parser = SmapsParser::default();
+    parser.feed(text)?;
+    parser.finish()
+}
+
+/// An `smaps` parser fed the text piece by piece as it is read, so the text of a process with
+/// 60,000 mappings (~46 MB) is never held whole: only the mappings, and the unfinished line.
+#[derive(Debug, Default)]
+pub struct SmapsParser {
+    mappings: Vec<MappingRaw>,
+    partial: Vec<u8>,
+    line: usize,
+}
+
+impl SmapsParser {
+    /// Parses the whole lines of `text` (with the unfinished line of the last call before it).
+    pub fn feed(&mut self, mut text: &[u8]) -> Result<(), ParseError> {
+        if !self.partial.is_empty() {
+            let Some(end) = text.iter().position(|&b| b == b'\n') else {
+                self.partial.extend_from_slice(text);
+                return Ok(());
+            };
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&text[..end]);
+            self.parse_line(&line)?;
+            text = &text[end + 1..];
         }
+        match text.iter().rposition(|&b| b == b'\n') {
+            Some(newline) => {
+                for line in text[..newline].split(|&b| b == b'\n') {
+                    self.parse_line(line)?;
+                }
+                self.partial.extend_from_slice(&text[newline + 1..]);
+            }
+            None => self.partial.extend_from_slice(text),
+        }
+        Ok(())
+    }
+
+    /// The mappings, once the text has ended.
+    pub fn finish(mut self) -> Result<Vec<MappingRaw>, ParseError> {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.parse_line(&line)?;
+        }
+        Ok(self.mappings)
+    }
+
+    fn parse_line(&mut self, line: &[u8]) -> Result<(), ParseError> {
+        self.line += 1;
+        if line.is_empty() {
+            return Ok(());
+        }
+        let index = self.line;
         if is_header(line) {
-            mappings.push(parse_header(line).ok_or_else(|| ParseError {
-                line: index + 1,
+            self.mappings.push(parse_header(line).ok_or_else(|| ParseError {
+                line: index,
                 what: format!("malformed mapping header {:?}", String::from_utf8_lossy(line)),
             })?);
-            continue;
+            return Ok(());
         }
-        let Some(current) = mappings.last_mut() else {
+        let Some(current) = self.mappings.last_mut() else {
             // Key lines before any header: not smaps at all.
             return Err(ParseError {
-                line: index + 1,
+                line: index,
                 what: "field line before the first mapping header".into(),
             });
         };
         let Some((key, value)) = split_key(line) else {
-            continue; // not `Key: value`: tolerate
+            return Ok(()); // not `Key: value`: tolerate
         };
         if key == b"VmFlags" {
-            current.vm_flags = value
-                .split(|b| b.is_ascii_whitespace())
-                .filter(|w| !w.is_empty())
-                .map(|w| String::from_utf8_lossy(w).into_owned())
-                .collect();
+            let words = value.split(|b| b.is_ascii_whitespace()).filter(|w| !w.is_empty());
+            let mut flags = String::with_capacity(value.len());
+            for word in words {
+                if !flags.is_empty() {
+                    flags.push(' ');
+                }
+                flags.push_str(&String::from_utf8_lossy(word));
+            }
+            current.vm_flags = flags;
         } else {
             set_field(&mut current.fields, key, value);
         }
+        Ok(())
     }
-    Ok(mappings)
 }
 
 /// Parses `smaps_rollup` text. `Ok(None)` when the file is empty (a zombie or a process whose
@@ -115,7 +168,7 @@ fn parse_header(line: &[u8]) -> Option<MappingRaw> {
         inode: parse_dec(inode)?,
         pathname,
         fields: SmapsFields::default(),
-        vm_flags: Vec::new(),
+        vm_flags: String::new(),
     })
 }
 
@@ -226,7 +279,7 @@ FutureNumber:          7 kB
         assert_eq!(heap.fields.rss, Some(12 * 1024));
         assert_eq!(heap.fields.pss_dirty, Some(6 * 1024));
         assert_eq!(heap.fields.shared_dirty, Some(12 * 1024));
-        assert_eq!(heap.vm_flags, ["rd", "wr", "mr", "mw", "me", "ac", "zz"]);
+        assert_eq!(heap.vm_flags, "rd wr mr mw me ac zz");
         let lib = &maps[1];
         assert_eq!(lib.pathname, "/usr/lib/with space (deleted)");
         assert_eq!(lib.offset, 0x1000);
@@ -236,6 +289,21 @@ FutureNumber:          7 kB
         // Missing on this entry: absent, not zero.
         assert_eq!(lib.fields.pss_dirty, None);
         assert_eq!(lib.fields.swap, None);
+    }
+
+    #[test]
+    fn fed_in_pieces_it_parses_the_same() {
+        let whole = parse_smaps(TWO_MAPPINGS.as_bytes()).unwrap();
+        for piece in [1, 7, 64, 1000] {
+            let mut parser = SmapsParser::default();
+            for chunk in TWO_MAPPINGS.as_bytes().chunks(piece) {
+                parser.feed(chunk).unwrap();
+            }
+            assert_eq!(parser.finish().unwrap(), whole, "pieces of {piece} bytes");
+        }
+        // No final newline.
+        let text = TWO_MAPPINGS.trim_end();
+        assert_eq!(parse_smaps(text.as_bytes()).unwrap(), whole);
     }
 
     #[test]

@@ -124,36 +124,53 @@ fn readable_rollups() -> Vec<String> {
         .collect()
 }
 
-/// Wall time of one run of `program args`, its output discarded, and the bytes it printed.
-fn time_command(program: &str, args: &[String]) -> (Duration, usize) {
+/// Wall time of one run of `program args`, the bytes it printed and its peak resident size
+/// (KiB, from wait4's rusage).
+fn time_command(program: &str, args: &[String]) -> (Duration, usize, u64) {
+    use std::io::Read;
     let start = Instant::now();
-    let out = Command::new(program).args(args).stderr(Stdio::null()).output();
-    let elapsed = start.elapsed();
-    (elapsed, out.map_or(0, |o| o.stdout.len()))
+    let Ok(mut child) =
+        Command::new(program).args(args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn()
+    else {
+        return (start.elapsed(), 0, 0);
+    };
+    let mut out = Vec::new();
+    let _ = child.stdout.take().unwrap().read_to_end(&mut out);
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for the child just spawned.
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose pid std gave; `child` is not waited for again.
+    unsafe { nix::libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    std::mem::forget(child);
+    (start.elapsed(), out.len(), usage.ru_maxrss as u64)
 }
 
 /// One regime: contenders timed interleaved, `runs` times each; the first is the floor.
 fn measure(title: &str, contenders: &[(String, String, Vec<String>)], runs: usize) {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); contenders.len()];
     let mut bytes = vec![0usize; contenders.len()];
+    let mut peak = vec![0u64; contenders.len()];
     for (_, program, args) in contenders {
-        time_command(program, args); // warm-up
+        let _ = time_command(program, args); // warm-up
     }
     for _ in 0..runs {
         for (i, (_, program, args)) in contenders.iter().enumerate() {
-            let (t, b) = time_command(program, args);
+            let (t, b, rss) = time_command(program, args);
             times[i].push(t);
             bytes[i] = b;
+            peak[i] = peak[i].max(rss);
         }
     }
     let base = median(times[0].clone());
     println!("\n{title}");
-    println!("| what | median | vs {} | output |", contenders[0].0);
-    println!("| --- | ---: | ---: | ---: |");
-    for ((label, ..), (t, b)) in contenders.iter().zip(times.into_iter().zip(bytes)) {
+    println!("| what | median | vs {} | output | peak RSS |", contenders[0].0);
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for (((label, ..), (t, b)), rss) in
+        contenders.iter().zip(times.into_iter().zip(bytes)).zip(peak)
+    {
         let t = median(t);
         let ratio = t.as_secs_f64() / base.as_secs_f64();
-        println!("| {label} | {} | {ratio:.2}× | {b} B |", ms(t));
+        println!("| {label} | {} | {ratio:.2}× | {b} B | {:.1} MiB |", ms(t), rss as f64 / 1024.0);
     }
 }
 
@@ -241,7 +258,43 @@ fn main() {
                 drop(group);
                 continue;
             }
-            other => panic!("unknown regime {other:?} (abcde)"),
+            'm' => {
+                // memtree's own memory: --mappings of 60,000 mappings, and the whole machine
+                // with every pass.
+                let mut cmd = Command::new("python3");
+                cmd.args([helper("many_mappings.py"), "60000".into(), "3600".into()]);
+                let group = start(cmd);
+                let pid = group.root.to_string();
+                let contenders = vec![
+                    (
+                        "cat of its smaps (floor)".to_string(),
+                        "cat".to_string(),
+                        vec![format!("/proc/{pid}/smaps")],
+                    ),
+                    (
+                        "memtree report --mappings".to_string(),
+                        memtree.to_string(),
+                        ["report", "--pid", &pid, "--mappings", "--format", "json"]
+                            .map(String::from)
+                            .to_vec(),
+                    ),
+                    (
+                        "memtree report --all --exact --dedup".to_string(),
+                        memtree.to_string(),
+                        ["report", "--all", "--exact", "--dedup", "--format", "json"]
+                            .map(String::from)
+                            .to_vec(),
+                    ),
+                ];
+                measure(
+                    "(m) memtree's own memory: one process with 60,000 mappings",
+                    &contenders,
+                    runs.min(5),
+                );
+                drop(group);
+                continue;
+            }
+            other => panic!("unknown regime {other:?} (abcdem)"),
         };
         let pids = tree_pids(group.root);
         let target = ["--pid".to_string(), group.root.to_string()];

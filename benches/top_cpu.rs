@@ -4,8 +4,12 @@
 //! put it on PATH or name it in METOP) watching the same machine. Each dashboard runs in a tmux
 //! session of its own.
 //!
-//! Environment: MEMTREE_BENCH_SIZE_MIB (1024), MEMTREE_BENCH_WORKERS (32),
-//! MEMTREE_BENCH_SECONDS (120), MEMTREE_BENCH_WARMUP (15), METOP.
+//! MEMTREE_BENCH_REGIMES picks what runs (default `x`): `x` that tree beside metop; `a` 8
+//! workers sharing 256 MiB; `c` one tree of 1,000 small processes; `e` the whole machine with
+//! 2,000 more processes (`top --all`).
+//!
+//! Environment: MEMTREE_BENCH_REGIMES (x), MEMTREE_BENCH_SIZE_MIB (1024),
+//! MEMTREE_BENCH_WORKERS (32), MEMTREE_BENCH_SECONDS (120), MEMTREE_BENCH_WARMUP (15), METOP.
 
 use std::path::Path;
 use std::process::Command;
@@ -57,12 +61,98 @@ impl Drop for Dash {
     }
 }
 
+/// A shell with `n` sleeping children, killed (the whole group) on drop.
+struct Sleepers(std::process::Child);
+
+impl Sleepers {
+    fn spawn(n: u64) -> Sleepers {
+        use std::io::{BufRead, BufReader};
+        use std::os::unix::process::CommandExt;
+        let script = format!("for i in $(seq {n}); do sleep 3600 & done; echo ready; wait");
+        let mut child = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        Sleepers(child)
+    }
+}
+
+impl Drop for Sleepers {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// CPU of each dashboard over `seconds` after `warmup`, printed as a table.
+fn measure(title: &str, dashes: Vec<Dash>, warmup: u64, seconds: u64) {
+    std::thread::sleep(Duration::from_secs(warmup));
+    let before: Vec<u64> = dashes.iter().map(|d| cpu_ticks(d.pid())).collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let after: Vec<u64> = dashes.iter().map(|d| cpu_ticks(d.pid())).collect();
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as f64;
+    println!("\n{title}, 1 s refresh, {seconds} s measured after {warmup} s of warm-up");
+    println!("| dashboard | CPU seconds | % of one core |");
+    println!("| --- | ---: | ---: |");
+    for ((dash, b), a) in dashes.iter().zip(before).zip(after) {
+        let cpu = (a - b) as f64 / hz;
+        println!("| {} | {cpu:.2} | {:.2} % |", dash.label, 100.0 * cpu / seconds as f64);
+    }
+}
+
 fn main() {
-    let size = env("MEMTREE_BENCH_SIZE_MIB", 1024);
-    let workers = env("MEMTREE_BENCH_WORKERS", 32) as usize;
     let seconds = env("MEMTREE_BENCH_SECONDS", 120);
     let warmup = env("MEMTREE_BENCH_WARMUP", 15);
     let memtree = env!("CARGO_BIN_EXE_memtree");
+    let regimes = std::env::var("MEMTREE_BENCH_REGIMES").unwrap_or_else(|_| "x".into());
+    let top = |label: &str, target: &str| {
+        Dash::start(label, &format!("{memtree} top {target} --interval 1s"))
+    };
+    for regime in regimes.chars() {
+        match regime {
+            // (a) 8 workers sharing 256 MiB.
+            'a' => {
+                let spec = Spec {
+                    variant: Variant::Fork,
+                    size_bytes: 256 << 20,
+                    workers: 8,
+                    touch: Touch::Read,
+                };
+                let workload =
+                    RunningWorkload::start_with(Path::new(memtree), spec).expect("workload");
+                let dashes =
+                    vec![top("memtree top --pid ROOT", &format!("--pid {}", workload.root))];
+                measure("(a) 8 workers sharing 256 MiB", dashes, warmup, seconds);
+                workload.stop().unwrap();
+            }
+            // (c) one tree of 1,000 small processes.
+            'c' => {
+                let tree = Sleepers::spawn(1000);
+                let dashes = vec![top("memtree top --pid ROOT", &format!("--pid {}", tree.0.id()))];
+                measure("(c) one tree of 1,000 processes", dashes, warmup, seconds);
+            }
+            // (e) the whole machine with 2,000 more processes.
+            'e' => {
+                let _tree = Sleepers::spawn(2000);
+                let dashes = vec![top("memtree top --all", "--all")];
+                measure("(e) the whole machine, 2,000 processes more", dashes, warmup, seconds);
+            }
+            // The steady 32 × 1 GiB tree, beside metop.
+            'x' => big(memtree, seconds, warmup),
+            other => panic!("unknown regime {other:?} (a, c, e, x)"),
+        }
+    }
+}
+
+fn big(memtree: &str, seconds: u64, warmup: u64) {
+    let size = env("MEMTREE_BENCH_SIZE_MIB", 1024);
+    let workers = env("MEMTREE_BENCH_WORKERS", 32) as usize;
     let spec = Spec { variant: Variant::Fork, size_bytes: size << 20, workers, touch: Touch::Read };
     let workload = RunningWorkload::start_with(Path::new(memtree), spec).expect("workload");
     let root = workload.root;

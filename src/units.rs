@@ -23,6 +23,53 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{text} {}", UNITS[unit])
 }
 
+/// Text read from /proc or a capture — a process name, a command line, a mapping path — as a
+/// table or markdown prints it: every character a terminal could act on (C0 and C1 controls,
+/// DEL) and every bidirectional control that could reorder what is shown, written as a visible
+/// escape (`\n`, `\t`, `\x1b`, `\u{202e}`); a backslash as `\\`, so the escapes cannot be
+/// forged. Any process can name itself so and wait for root to look: this is the one place
+/// such text is made safe for a terminal (JSON escapes it itself; the dashboard uses
+/// [`stripped`]).
+pub fn visible(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 && needs_escape(c) => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// The same text as the dashboard draws it: the characters [`visible`] escapes replaced by
+/// `?` (a screen cell each, so columns stay aligned).
+pub fn stripped(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c != '\\' && needs_escape(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars().map(|c| if c != '\\' && needs_escape(c) { '?' } else { c }).collect(),
+    )
+}
+
+/// Controls (C0, DEL, C1), bidirectional marks, embeddings, overrides and isolates, and the
+/// backslash that introduces an escape.
+fn needs_escape(c: char) -> bool {
+    c == '\\'
+        || c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// How every face shows a figure that could not be read (the reason is given beside it).
 pub const NOT_AVAILABLE: &str = "n/a";
 
@@ -56,6 +103,9 @@ pub fn shorten_left(text: &str, width: usize) -> String {
 /// `1GB` = 10⁹, `512k`, `4096`).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("invalid size {text:?}: a size cannot be negative"));
+    }
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number
@@ -77,9 +127,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
             ));
         }
     };
+    let out_of_range = || format!("invalid size {text:?}: out of range (at most 16 EiB)");
+    // Whole numbers exactly (2^64 must not round down into range), fractions in floating point.
+    if !number.contains('.') {
+        let whole: u128 = number.parse().map_err(|_| out_of_range())?;
+        return u64::try_from(whole * u128::from(multiplier)).map_err(|_| out_of_range());
+    }
     let bytes = value * multiplier as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
-        return Err(format!("invalid size {text:?}: out of range"));
+    if !bytes.is_finite() || !(0.0..18_446_744_073_709_551_616.0).contains(&bytes) {
+        return Err(out_of_range());
     }
     Ok(bytes.round() as u64)
 }
@@ -87,6 +143,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Parses a duration: `500ms`, `30s`, `2m`, `1h`, or a plain number of seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("invalid duration {text:?}: a duration cannot be negative"));
+    }
     let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let value: f64 = number
@@ -141,6 +200,11 @@ mod tests {
         assert!(parse_size("12bananas").is_err());
         assert!(parse_size("").is_err());
         assert!(parse_size("MiB").is_err());
+        assert!(parse_size("18446744073709551616").unwrap_err().contains("out of range"));
+        assert_eq!(parse_size("18446744073709551615"), Ok(u64::MAX));
+        assert!(parse_size("16384PiB").is_err());
+        assert!(parse_size("17179869184GiB").unwrap_err().contains("out of range"));
+        assert!(parse_size("-5MiB").unwrap_err().contains("negative"));
     }
 
     #[test]
@@ -166,6 +230,18 @@ mod tests {
         assert_eq!(ratio(4.04), "4.0×");
         assert_eq!(ratio_opt(None), "n/a");
         assert_eq!(shorten_left("/usr/lib/x86_64-linux-gnu/libc.so.6", 11), "…/libc.so.6");
+    }
+
+    #[test]
+    fn text_from_proc_cannot_reach_a_terminal_raw() {
+        let hostile = "a b\nc\x1b[31mR\x07\x1b]0;\u{202e}x\\n";
+        let shown = visible(hostile);
+        assert_eq!(shown, "a b\\nc\\x1b[31mR\\x07\\x1b]0;\\u{202e}x\\\\n");
+        assert!(!shown.chars().any(|c| c.is_control()));
+        assert_eq!(stripped(hostile), "a b?c?[31mR??]0;?x\\n");
+        assert_eq!(visible("/usr/lib/libc.so.6"), "/usr/lib/libc.so.6");
+        assert!(matches!(visible("python3"), std::borrow::Cow::Borrowed(_)));
+        assert_eq!(visible("\u{85}"), "\\u{85}", "C1 controls too");
     }
 
     #[test]

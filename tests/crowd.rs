@@ -109,3 +109,121 @@ fn a_thousand_processes_report_in_size_linear_in_the_processes() {
     );
     assert!(table.contains("1000 × sleep"), "{table}");
 }
+
+/// A churn of short-lived processes: 200 or more started and ended a second, some holding a
+/// few MiB, until killed.
+struct Churn(Child);
+
+impl Churn {
+    fn start() -> Churn {
+        let script = "import os, time, random\n\
+            start = time.time()\n\
+            n = 0\n\
+            while True:\n\
+            \x20   pid = os.fork()\n\
+            \x20   if pid == 0:\n\
+            \x20       keep = bytearray(random.choice([0, 1, 4]) << 20)\n\
+            \x20       for i in range(0, len(keep), 4096): keep[i] = 1\n\
+            \x20       time.sleep(random.random() * 0.05)\n\
+            \x20       os._exit(0)\n\
+            \x20   n += 1\n\
+            \x20   while True:\n\
+            \x20       try:\n\
+            \x20           done, _ = os.waitpid(-1, os.WNOHANG)\n\
+            \x20       except ChildProcessError:\n\
+            \x20           break\n\
+            \x20       if done == 0: break\n\
+            \x20   if n % 50 == 0:\n\
+            \x20       print(n / (time.time() - start), flush=True)\n\
+            \x20   time.sleep(0.003)\n";
+        let mut cmd = Command::new(support::python());
+        cmd.args(["-c", script]).stdout(Stdio::piped()).process_group(0);
+        Churn(cmd.spawn().unwrap())
+    }
+}
+
+impl Drop for Churn {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+/// 60 s of `report --all` (plain and with every pass, in turn) and `top --all` while 200+
+/// processes a second start and end: no error exit, no zero where a figure vanished,
+/// consistent totals, and the dashboard still answers at the end.
+#[test]
+fn a_churn_of_200_processes_a_second_breaks_nothing() {
+    let mut churn = Churn::start();
+    let rates = BufReader::new(churn.0.stdout.take().unwrap());
+    // The rate the churn holds, as it last said (processes started a second, since its start).
+    let rate = std::sync::Arc::new(std::sync::Mutex::new(0.0f64));
+    let said = rate.clone();
+    std::thread::spawn(move || {
+        for line in rates.lines().map_while(Result::ok) {
+            if let Ok(r) = line.trim().parse::<f64>() {
+                *said.lock().unwrap() = r;
+            }
+        }
+    });
+    let tmux =
+        |args: &[&str]| Command::new("tmux").args(["-L", "memtree-crowd"]).args(args).output();
+    let have_tmux = tmux(&["-V"]).is_ok_and(|o| o.status.success());
+    assert!(have_tmux || std::env::var_os("CI").is_none(), "CI must have tmux");
+    let session = format!("churn-{}", std::process::id());
+    let bin = memtree().get_program().to_string_lossy().into_owned();
+    if have_tmux {
+        let top =
+            format!("{bin} top --all 2>/dev/null; echo exit=$? > /tmp/{session}.exit; sleep 30");
+        tmux(&["new-session", "-d", "-s", &session, "-x", "120", "-y", "40", "sh", "-c", &top])
+            .unwrap();
+    }
+    let exact = support::is_root();
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut runs = 0;
+    while Instant::now() < until {
+        let with_passes = exact && runs % 2 == 1;
+        let mut args = vec!["report", "--all", "--format", "json"];
+        if with_passes {
+            args.extend(["--exact", "--dedup"]);
+        }
+        let out = memtree().args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        let report = parse(&out.stdout);
+        report.check_invariants();
+        for p in &report.processes {
+            if let (Some(rss), Some(Some(exact_rss))) = (p.rss, p.exact_rss_bytes) {
+                assert!(
+                    exact_rss > 0 || rss == 0,
+                    "pid {}: rss {rss} but exact rss 0 and no reason: {p:?}",
+                    p.pid
+                );
+            }
+        }
+        if with_passes {
+            assert!(report.totals.footprint_bytes.unwrap() > 0);
+            assert_eq!(report.totals.footprint_method, "pagemap");
+        }
+        runs += 1;
+    }
+    let held = *rate.lock().unwrap();
+    assert!(held >= 200.0, "the churn held {held:.0} processes a second");
+    assert!(runs >= 10, "{runs} reports in 60 s");
+    if have_tmux {
+        let screen = text(&tmux(&["capture-pane", "-p", "-t", &session]).unwrap().stdout);
+        assert!(screen.contains("memtree top") && screen.contains("every process"), "{screen}");
+        tmux(&["send-keys", "-t", &session, "q"]).unwrap();
+        let exit_file = format!("/tmp/{session}.exit");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::path::Path::new(&exit_file).exists() {
+            assert!(Instant::now() < deadline, "top --all did not quit:\n{screen}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let exit = std::fs::read_to_string(&exit_file).unwrap();
+        let _ = std::fs::remove_file(&exit_file);
+        let _ = tmux(&["kill-session", "-t", &session]);
+        assert_eq!(exit.trim(), "exit=0");
+    }
+    eprintln!("churn: {held:.0} processes a second, {runs} reports");
+}

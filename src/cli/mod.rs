@@ -94,14 +94,14 @@ pub struct TargetArgs {
 #[derive(Debug, Clone, Args)]
 pub struct WorkloadArgs {
     /// Bytes of pseudo-random data the parent fills (256MiB, 1G, 512k…) [default: 256MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size_arg, allow_hyphen_values = true)]
     pub size: Option<u64>,
     /// Worker processes that get the data [default: 4].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024), allow_negative_numbers = true)]
     pub workers: Option<u16>,
     /// What each worker does with the data: none, read (every page), write (one byte in every
     /// page) or write=F (in a fraction F of the pages) [default: read].
-    #[arg(long, value_name = "HOW", value_parser = parse_touch)]
+    #[arg(long, value_name = "HOW", value_parser = parse_touch, allow_hyphen_values = true)]
     pub touch: Option<Touch>,
     /// Run even when the projected memory exceeds what the machine has available.
     #[arg(long)]
@@ -160,7 +160,7 @@ pub struct ReportArgs {
     pub proc_root: Option<PathBuf>,
     /// With `-- CMD`: how often to sample the running tree (it never takes more than half of
     /// one core).
-    #[arg(long, value_name = "DURATION", default_value = "25ms", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "25ms", value_parser = units::parse_duration, allow_hyphen_values = true)]
     pub interval: Duration,
 }
 
@@ -171,7 +171,7 @@ pub struct TopArgs {
     #[command(flatten)]
     pub workload: WorkloadArgs,
     /// How often to refresh (processes whose memory did not change are not read again).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::parse_duration, allow_hyphen_values = true)]
     pub interval: Duration,
     /// Do not read physical pages even as root (exact figures, and duplicated content, are on
     /// by default when privileged).
@@ -196,7 +196,7 @@ pub struct RunArgs {
     pub workload: WorkloadArgs,
     /// How long to hold once every worker has its data (500ms, 30s, 2m) [default: until
     /// Ctrl-C].
-    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration, allow_hyphen_values = true)]
     pub hold: Option<Duration>,
     /// How to print progress: for people, or one JSON object a line (for programs).
     #[arg(long, value_enum, default_value = "human", hide = true)]

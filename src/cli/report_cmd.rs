@@ -14,7 +14,7 @@ use crate::model::account;
 use crate::report::{self, Meta};
 use crate::runner::command;
 use crate::sampler::{Progress, SampleOptions, Session, session::ProgressFn};
-use crate::units::human_bytes;
+use crate::units::{human_bytes, visible};
 
 pub fn report(args: ReportArgs) -> Result<i32> {
     let sampler = sampler_for(args.proc_root.clone())?;
@@ -43,8 +43,10 @@ pub fn report(args: ReportArgs) -> Result<i32> {
         (Arc::unwrap_or_clone(round.accounting), None, 0)
     };
     let meta = Meta { target: resolved.described.clone(), run, source, live };
-    report::write_report(&mut out, args.format, &accounting, &meta, style)?;
-    out.flush()?;
+    let to = args.output.as_ref().map_or("stdout".to_string(), |p| p.display().to_string());
+    report::write_report(&mut out, args.format, &accounting, &meta, style)
+        .and_then(|()| out.flush())
+        .with_context(|| format!("cannot write the report to {}", visible(&to)))?;
     Ok(status)
 }
 

@@ -62,7 +62,8 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
         });
         workload.stop().context("cannot stop the workload")?;
     }
-    compare::write(&mut out, args.format, &results, style)?;
-    out.flush()?;
+    compare::write(&mut out, args.format, &results, style)
+        .and_then(|()| out.flush())
+        .context("cannot write the comparison to stdout")?;
     Ok(0)
 }

@@ -195,6 +195,8 @@ pub struct Totals {
     pub exact: Option<Result<ExactTotals, Unreadable>>,
     /// With `--dedup`: duplicated and zero-filled content, or why there is none.
     pub dedup: Option<Result<DedupTotals, Unreadable>>,
+    /// A sum exceeded 2⁶⁴ bytes (only an impossible capture can do that): it is absent.
+    pub overflowed: bool,
 }
 
 impl Totals {
@@ -216,25 +218,35 @@ impl Totals {
             overcount: None,
             exact: None,
             dedup: None,
+            overflowed: false,
         };
+        let mut sums = [Sum::default(); 8];
+        let mut readable = 0;
         for entry in figures {
             totals.processes += 1;
             match entry {
                 Ok(f) => {
-                    accumulate(&mut totals.rss_sum, f.rss);
-                    accumulate(&mut totals.pss_sum, f.pss);
-                    accumulate(&mut totals.uss_sum, f.uss);
-                    accumulate(&mut totals.shared_sum, f.shared);
-                    accumulate(&mut totals.swap_sum, f.swap);
-                    accumulate(&mut totals.swap_pss_sum, f.swap_pss);
-                    accumulate(&mut totals.thp_sum, f.thp);
-                    accumulate(&mut totals.ksm_sum, f.ksm);
+                    readable += 1;
+                    let values = [f.rss, f.pss, f.uss, f.shared, f.swap, f.swap_pss, f.thp, f.ksm];
+                    for (sum, value) in sums.iter_mut().zip(values) {
+                        sum.add(value);
+                    }
                 }
                 Err(Unreadable::NoAddressSpace) => totals.kernel_threads += 1,
                 Err(reason) => *totals.unreadable.entry(reason.kind()).or_default() += 1,
             }
         }
-        totals.footprint = totals.pss_sum.map(|pss| pss + totals.swap_pss_sum.unwrap_or(0));
+        totals.overflowed = sums.iter().any(|s| s.overflowed);
+        let [rss, pss, uss, shared, swap, swap_pss, thp, ksm] = sums.map(|s| s.total(readable));
+        (totals.rss_sum, totals.pss_sum, totals.uss_sum, totals.shared_sum) =
+            (rss, pss, uss, shared);
+        (totals.swap_sum, totals.swap_pss_sum, totals.thp_sum, totals.ksm_sum) =
+            (swap, swap_pss, thp, ksm);
+        totals.footprint = match (totals.pss_sum, totals.swap_pss_sum) {
+            (Some(pss), Some(swap_pss)) => pss.checked_add(swap_pss),
+            (Some(pss), None) => Some(pss),
+            _ => None,
+        };
         totals.set_overcount();
         totals
     }
@@ -277,11 +289,29 @@ impl Totals {
     }
 }
 
-/// Adds `value` to a running sum that starts absent. A readable process missing the key (an
-/// older kernel) leaves the sum as it is; the sum stays `None` only if no process had it.
-fn accumulate(sum: &mut Option<u64>, value: Option<u64>) {
-    if let Some(v) = value {
-        *sum = Some(sum.unwrap_or(0) + v);
+/// A sum over the readable processes, in checked arithmetic: it exists only if every one of
+/// them has the figure (a sum over some of them is not a sum of the tree) and it did not
+/// overflow.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sum {
+    total: u64,
+    present: usize,
+    overflowed: bool,
+}
+
+impl Sum {
+    fn add(&mut self, value: Option<u64>) {
+        if let Some(v) = value {
+            self.present += 1;
+            match self.total.checked_add(v) {
+                Some(total) => self.total = total,
+                None => self.overflowed = true,
+            }
+        }
+    }
+
+    fn total(self, readable: usize) -> Option<u64> {
+        (readable > 0 && self.present == readable && !self.overflowed).then_some(self.total)
     }
 }
 
@@ -306,6 +336,8 @@ pub struct Accounting {
     /// Over every tree.
     pub totals: Totals,
     pub mappings_by_name: Option<Vec<NameGroup>>,
+    /// What is inconsistent in what was read (a ppid cycle in a capture), in words.
+    pub notes: Vec<String>,
 }
 
 impl Accounting {
@@ -340,6 +372,7 @@ impl Accounting {
                 .collect(),
             totals: self.totals.clone(),
             mappings_by_name: None,
+            notes: self.notes.clone(),
         }
     }
 
@@ -411,14 +444,38 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
             roots
         }
     };
-    let root_set: HashSet<u32> = roots.iter().copied().collect();
+    let mut roots = roots;
+    let mut root_set: HashSet<u32> = roots.iter().copied().collect();
 
     // Each process joins the tree of its nearest ancestor that is a root.
     let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut unassigned = Vec::new();
     for p in &snapshot.processes {
-        if let Some(root) = nearest_root(p.pid, &by_pid, &root_set) {
-            members.entry(root).or_default().push(p.pid);
+        match nearest_root(p.pid, &by_pid, &root_set) {
+            Some(root) => members.entry(root).or_default().push(p.pid),
+            None => unassigned.push(p.pid),
         }
+    }
+    // On the whole machine every process is in a tree. One whose parents lead round in a
+    // circle (only a hand-made capture can say so) roots a tree, the circle's lowest pid, and
+    // the report says so.
+    let mut notes = Vec::new();
+    while *grouping == Grouping::Machine && !unassigned.is_empty() {
+        let root = *unassigned.iter().min().expect("not empty");
+        notes.push(format!(
+            "Process {root} and its parents name each other as parents (a capture whose stat \
+             files disagree): they are shown as a tree of their own."
+        ));
+        roots.push(root);
+        root_set.insert(root);
+        let mut still = Vec::new();
+        for pid in unassigned {
+            match nearest_root(pid, &by_pid, &root_set) {
+                Some(root) => members.entry(root).or_default().push(pid),
+                None => still.push(pid),
+            }
+        }
+        unassigned = still;
     }
     let top_roots: Vec<u32> = roots.into_iter().filter(|r| members.contains_key(r)).collect();
 
@@ -498,6 +555,7 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
         trees,
         totals,
         mappings_by_name,
+        notes,
     }
 }
 
@@ -537,6 +595,20 @@ fn account_exact(
     }
     for ((index, _, _), figures) in readable.iter().zip(per) {
         rows[*index].exact = Some(Ok(figures));
+    }
+    // No process's pages could be read (pid 1 refused even to root, a zombie): the tree has
+    // no exact figures, not a footprint of 0.
+    if readable.is_empty() && !rows.is_empty() {
+        let reason = rows
+            .iter()
+            .find_map(|r| match &r.exact {
+                Some(Err(reason)) if r.figures != Err(Unreadable::NoAddressSpace) => {
+                    Some(reason.clone())
+                }
+                _ => None,
+            })
+            .unwrap_or(Unreadable::NoAddressSpace);
+        return Err(reason);
     }
     Ok(totals)
 }
@@ -746,6 +818,27 @@ mod tests {
         assert_eq!(groups[1].mappings, 3);
         assert_eq!(groups[1].rss_sum, 20480);
         assert_eq!(groups[1].pss_sum, 10240);
+    }
+
+    #[test]
+    fn sums_are_checked_and_cover_every_readable_process_or_none() {
+        let huge = 1u64 << 63;
+        let snap = snapshot(vec![
+            process(10, 1).figures(huge, 1, 1).build(),
+            process(11, 10).figures(huge, 1, 1).build(),
+        ]);
+        let acc = account(&snap, &Grouping::Roots(vec![10]));
+        assert_eq!(acc.totals.rss_sum, None, "2^64 overflows: absent, not wrapped");
+        assert!(acc.totals.overflowed);
+        assert_eq!(acc.totals.pss_sum, Some(2));
+        // A figure only some processes have (an older kernel's KSM) has no sum.
+        let snap = snapshot(vec![
+            process(10, 1).field(|f| f.ksm = Some(4096)).build(),
+            process(11, 10).build(),
+        ]);
+        let acc = account(&snap, &Grouping::Roots(vec![10]));
+        assert_eq!(acc.totals.ksm_sum, None);
+        assert!(!acc.totals.overflowed);
     }
 
     #[test]

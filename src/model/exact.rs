@@ -508,7 +508,7 @@ mod tests {
 
     fn pages(frames: &[u64]) -> PagesRaw {
         PagesRaw {
-            mappings: vec![mapping("buf", 0)],
+            mappings: vec![mapping("buf", 0).into()],
             entries: frames
                 .iter()
                 .enumerate()
@@ -626,7 +626,7 @@ mod tests {
     #[test]
     fn a_huge_page_counts_whole_and_once() {
         let huge = |head: u64| PagesRaw {
-            mappings: vec![mapping("[anon]", 0)],
+            mappings: vec![mapping("[anon]", 0).into()],
             entries: vec![PageEntry::huge(0x20_0000, PRESENT | head, 9)],
             ranges: std::iter::once(0..1).collect(),
         };
@@ -649,7 +649,7 @@ mod tests {
     #[test]
     fn a_huge_page_mapped_by_pages_elsewhere_is_split_into_its_frames() {
         let mut a = PagesRaw {
-            mappings: vec![mapping("[anon]", 0)],
+            mappings: vec![mapping("[anon]", 0).into()],
             entries: vec![PageEntry::huge(0x20_0000, PRESENT | 512, 9)],
             ranges: std::iter::once(0..1).collect(),
         };

@@ -84,9 +84,9 @@ impl Figures {
     }
 }
 
-/// Both or nothing: a sum with a missing term is missing.
+/// Both or nothing: a sum with a missing term (or one that overflows) is missing.
 pub fn add(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    Some(a?.saturating_add(b?))
+    a?.checked_add(b?)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ pub mod dedup;
 pub mod exact;
 pub mod figures;
 pub mod peak;
+#[cfg(test)]
+mod properties;
 pub mod snapshot;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -131,11 +131,34 @@ impl PageEntry {
     }
 }
 
+/// One mapping of `/proc/PID/maps`, as the pages need it: where it is and its name (no
+/// smaps fields: a whole machine's processes have hundreds of thousands of mappings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingSpan {
+    pub start: u64,
+    pub end: u64,
+    /// As [`MappingRaw::name`]: the pathname, or `[anon]`.
+    pub name: Box<str>,
+}
+
+impl MappingSpan {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl From<MappingRaw> for MappingSpan {
+    fn from(raw: MappingRaw) -> Self {
+        let name = if raw.pathname.is_empty() { "[anon]".into() } else { raw.pathname.into() };
+        MappingSpan { start: raw.start, end: raw.end, name }
+    }
+}
+
 /// The pages of one process: its mappings (`/proc/PID/maps`), and for each mapping the range of
 /// its present or swapped entries in `entries`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PagesRaw {
-    pub mappings: Vec<MappingRaw>,
+    pub mappings: Vec<MappingSpan>,
     pub entries: Vec<PageEntry>,
     pub ranges: Vec<Range<u32>>,
 }

@@ -80,6 +80,14 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
             human_bytes(ksm)
         ));
     }
+    lines.extend(accounting.notes.iter().cloned());
+    if totals.overflowed {
+        lines.push(
+            "Some sums exceed 2^64 bytes, which no machine holds: they are left out (the \
+             figures read are not the kernel's)."
+                .to_string(),
+        );
+    }
     lines.extend(unreadable_sentence(totals, accounting.privileged));
     if let Some(Err(reason)) = &totals.exact {
         lines.push(format!("No exact figures: {reason}."));

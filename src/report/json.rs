@@ -175,6 +175,7 @@ pub(crate) struct TotalsJson {
     zero_filled_bytes: Option<u64>,
     content_scanned_bytes: Option<u64>,
     dedup_unavailable: Option<String>,
+    sums_overflowed: bool,
 }
 
 #[derive(Serialize)]
@@ -277,6 +278,7 @@ impl From<&Totals> for TotalsJson {
                 Some(Err(reason)) => Some(reason.to_string()),
                 _ => None,
             },
+            sums_overflowed: t.overflowed,
         }
     }
 }

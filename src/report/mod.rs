@@ -53,6 +53,17 @@ impl Meta {
     /// `--exact`/`--dedup` would add.
     pub fn sentences(&self, accounting: &Accounting) -> Vec<String> {
         let mut lines = explain::explain(accounting);
+        if let Some(run) = &self.run
+            && accounting.totals.processes == 0
+        {
+            lines.push(format!(
+                "The command ran {:.3} s and exited before memtree could read its memory: no \
+                 figure of it exists (a command this short uses what its program's start takes).",
+                run.duration_seconds
+            ));
+        } else if accounting.totals.processes == 0 {
+            lines.push("No process of the target could be found.".to_string());
+        }
         if self.live {
             lines.extend(explain::hints(accounting));
         }

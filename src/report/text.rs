@@ -9,7 +9,7 @@ use super::grid::{Align, Grid};
 use super::{Meta, Style, Target, explain};
 use crate::model::accounting::NameGroup;
 use crate::model::{Accounting, Totals, Tree, Unreadable};
-use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio, utc_timestamp};
+use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio, utc_timestamp, visible};
 
 /// Mapping names listed per tree with `--mappings`.
 const TOP_MAPPINGS: usize = 15;
@@ -19,7 +19,7 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
     let what = match &meta.target {
         Target::Pids(_) if accounting.trees.len() == 1 => {
             let tree = &accounting.trees[0];
-            format!("tree of {} ({})", tree.root_pid, tree.name)
+            format!("tree of {} ({})", tree.root_pid, visible(&tree.name))
         }
         Target::Pids(pids) => {
             format!("trees of {}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
@@ -37,7 +37,10 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
             )
         }
         Target::Command(argv) => {
-            format!("`{}`", argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" "))
+            format!(
+                "`{}`",
+                argv.iter().map(|a| shell_quote(&visible(a))).collect::<Vec<_>>().join(" ")
+            )
         }
     };
     let when = match &meta.run {
@@ -94,7 +97,7 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
                 hidden_kernel_threads += 1;
                 continue;
             }
-            let name = format!("{}{}", "  ".repeat(row.depth), row.name);
+            let name = format!("{}{}", "  ".repeat(row.depth), visible(&row.name));
             let mut cells = vec![row.pid.to_string(), name];
             match &row.figures {
                 Ok(f) => cells.extend([f.rss, f.pss, f.uss, f.shared, f.swap].map(human_opt)),
@@ -105,7 +108,13 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
                 cells.push(human_opt(p.map(|p| p.rss)));
                 cells.push(human_opt(p.map(|p| p.pss)));
             }
-            cells.push(row.figures.as_ref().err().map(ToString::to_string).unwrap_or_default());
+            cells.push(
+                row.figures
+                    .as_ref()
+                    .err()
+                    .map(|r| visible(&r.to_string()).into_owned())
+                    .unwrap_or_default(),
+            );
             grid.push(cells);
         }
         if tree.processes.len() > 1 || accounting.trees.len() == 1 {
@@ -212,7 +221,7 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
                     group.members.len().to_string(),
                     human_bytes(group.bytes),
                     human_bytes(group.shared_outside),
-                    explain::members(tree, &group.members),
+                    visible(&explain::members(tree, &group.members)).into_owned(),
                     group
                         .mappings
                         .iter()
@@ -241,7 +250,7 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
         ]);
         for n in exact.by_name.iter().take(TOP_EXACT) {
             names.push(vec![
-                n.name.clone(),
+                visible(&n.name).into_owned(),
                 n.processes.to_string(),
                 human_bytes(n.private),
                 human_bytes(n.shared_in_tree),
@@ -257,7 +266,7 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
             ]);
             for (name, d) in dedup.by_name.iter().take(TOP_EXACT) {
                 content.push(vec![
-                    name.clone(),
+                    visible(name).into_owned(),
                     human_bytes(d.duplicated),
                     human_bytes(d.zero_filled),
                 ]);
@@ -276,11 +285,11 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
     grids
 }
 
-/// A mapping name as a table shows it: a path by its file name.
+/// A mapping name as a table shows it: a path by its file name, made visible.
 fn short_name(name: &str) -> String {
     match name.rsplit_once('/') {
-        Some((_, file)) if name.starts_with('/') && !file.is_empty() => file.to_string(),
-        _ => name.to_string(),
+        Some((_, file)) if name.starts_with('/') && !file.is_empty() => visible(file).into_owned(),
+        _ => visible(name).into_owned(),
     }
 }
 
@@ -297,7 +306,7 @@ fn mapping_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
         ]);
         for g in groups.iter().take(TOP_MAPPINGS) {
             grid.push(vec![
-                g.name.clone(),
+                visible(&g.name).into_owned(),
                 g.processes.to_string(),
                 human_bytes(g.rss_sum),
                 human_bytes(g.pss_sum),

@@ -2,9 +2,14 @@
 //! until it exits — memtree becomes a child subreaper, so descendants whose parent exits stay
 //! in the tree — and keeps the sample at the tree's peak footprint.
 //!
-//! Like `time`, memtree lets Ctrl-C (SIGINT/SIGQUIT, which the terminal sends to the whole
-//! foreground group) reach CMD and waits for it; SIGTERM and SIGHUP sent to memtree alone are
-//! forwarded to CMD. memtree then exits with CMD's status.
+//! Signals, as `timeout` does with its command, but for the whole tree: SIGTERM and SIGHUP
+//! sent to memtree are forwarded to every process of CMD's tree; SIGINT and SIGQUIT (which a
+//! terminal's Ctrl-C and Ctrl-\ send to the whole foreground group, CMD included) are forwarded
+//! to the processes of the tree that left memtree's process group, which the terminal did not
+//! reach. memtree keeps sampling until CMD exits, reports what it saw, and exits with CMD's
+//! status. Whatever ends CMD, processes of its tree still running when it has exited — orphans
+//! re-parented to memtree — are stopped (SIGTERM, then SIGKILL after 2 s) and reaped: nothing
+//! is left behind.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -87,10 +92,8 @@ pub fn follow(
         if status.is_some() {
             break;
         }
-        if let Some(signal) = signals::take()
-            && matches!(signal, Signal::SIGTERM | Signal::SIGHUP)
-        {
-            let _ = kill(Pid::from_raw(pid as i32), signal);
+        if let Some(signal) = signals::take() {
+            forward(signal, session);
         }
         // Never spend more than half of one core sampling: wait at least as long as a
         // sample took.
@@ -101,6 +104,7 @@ pub fn follow(
     }
     // `child` is never waited through std: waitpid above reaped it.
     drop(child);
+    stop_leftovers(session);
     let (exit_code, signal) = match status {
         Some(WaitStatus::Exited(_, code)) => (Some(code), None),
         Some(WaitStatus::Signaled(_, signal, _)) => (None, Some(signal as i32)),
@@ -121,6 +125,58 @@ pub fn follow(
         },
         pid,
     })
+}
+
+/// Sends `signal` to the processes of the followed tree it should reach (module docs).
+fn forward(signal: Signal, session: &Session) {
+    let me = std::process::id();
+    let group = nix::unistd::getpgrp();
+    let Ok(tree) = session.sampler().descendants(&[me]) else { return };
+    for info in tree.iter().filter(|p| p.pid != me) {
+        let pid = Pid::from_raw(info.pid as i32);
+        let reached_by_terminal = matches!(signal, Signal::SIGINT | Signal::SIGQUIT)
+            && nix::unistd::getpgid(Some(pid)).is_ok_and(|g| g == group);
+        if !reached_by_terminal {
+            let _ = kill(pid, signal);
+        }
+    }
+}
+
+/// Stops what is left of the tree once CMD has exited: SIGTERM, SIGKILL after 2 s, reaped.
+fn stop_leftovers(session: &Session) {
+    let me = std::process::id();
+    let left = |session: &Session| -> Vec<Pid> {
+        session
+            .sampler()
+            .descendants(&[me])
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| p.pid != me && p.state != 'Z')
+            .map(|p| Pid::from_raw(p.pid as i32))
+            .collect()
+    };
+    let mut pids = left(session);
+    if pids.is_empty() {
+        let _ = reap(0);
+        return;
+    }
+    for &pid in &pids {
+        let _ = kill(pid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !pids.is_empty() && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+        let _ = reap(0);
+        pids = left(session);
+    }
+    for &pid in &pids {
+        let _ = kill(pid, Signal::SIGKILL);
+    }
+    while !left(session).is_empty() && Instant::now() < deadline + Duration::from_secs(2) {
+        thread::sleep(Duration::from_millis(10));
+        let _ = reap(0);
+    }
+    let _ = reap(0);
 }
 
 /// Starts `argv` for the dashboard: stdin, stdout and stderr on /dev/null (they would draw over

@@ -46,7 +46,9 @@ impl RunningWorkload {
             .args(["--touch", &spec.touch.to_string()])
             .args(["--force", "--events", "json"])
             .stdin(Stdio::null())
-            .stdout(Stdio::piped());
+            .stdout(Stdio::piped())
+            // Its error, if it fails, becomes part of ours (one line, not two).
+            .stderr(Stdio::piped());
         // SAFETY: prctl is async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {
@@ -81,7 +83,18 @@ impl RunningWorkload {
                 Err(message) => {
                     let _ = child.kill();
                     let status = child.wait()?;
-                    return Err(io::Error::other(format!("{message} ({status})")));
+                    let mut said = String::new();
+                    if let Some(mut stderr) = child.stderr.take() {
+                        use std::io::Read;
+                        let _ = stderr.by_ref().take(4096).read_to_string(&mut said);
+                    }
+                    let said = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+                    let said = said.trim().strip_prefix("memtree: ").unwrap_or(said.trim());
+                    return Err(io::Error::other(if said.is_empty() {
+                        format!("{message} ({status})")
+                    } else {
+                        format!("{message}: {said}")
+                    }));
                 }
             }
         };

@@ -16,6 +16,10 @@ pub enum ReadError {
     Parse { path: PathBuf, what: String },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// A captured /proc lacks a file or recorded an error memtree does not know: the capture is
+    /// incomplete or not memtree's, and says so rather than passing for a process that exited.
+    #[error("{path}: {what}")]
+    Capture { path: PathBuf, what: String },
 }
 
 impl ReadError {

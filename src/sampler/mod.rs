@@ -52,6 +52,9 @@ pub struct StatInfo {
     pub name: String,
     pub state: char,
     pub flags: u32,
+    /// Its `stat` could not be parsed (a capture's garbage, or a format memtree does not
+    /// know): the process is reported with this reason, in a tree of its own, never dropped.
+    pub problem: Option<String>,
 }
 
 impl StatInfo {
@@ -105,13 +108,10 @@ impl Sampler {
         } else {
             String::new()
         };
-        let captured_at = meta
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("taken_at_unix:"))
-            .and_then(|t| t.trim().parse::<f64>().ok())
-            .filter(|t| t.is_finite() && *t >= 0.0);
+        let facts = CaptureMeta::parse(&meta);
+        let captured_at = facts.taken_at_unix;
         let privileged = if captured {
-            meta.lines().any(|l| l.trim() == "privileged: true")
+            facts.privileged
         } else {
             fs::read_to_string(root.join("self/status"))
                 .ok()
@@ -159,14 +159,28 @@ impl Sampler {
     }
 
     /// A captured /proc records a refused read as `<file>.error` holding the errno name.
+    /// A missing file in a capture without a `.error` beside it is an incomplete capture, and
+    /// an errno memtree does not know is named as such: neither passes for a process that
+    /// exited.
     fn recorded_error(&self, path: PathBuf) -> Option<ReadError> {
         let mut marker = path.clone().into_os_string();
         marker.push(".error");
-        let errno = read_text(Path::new(&marker), 4096, true).ok()?;
+        let Ok(errno) = read_text(Path::new(&marker), 4096, true) else {
+            let what = "missing from the capture, and no error recorded for it: an incomplete \
+                        capture"
+                .to_string();
+            return Some(ReadError::Capture { path, what });
+        };
         match errno.trim() {
             "EACCES" | "EPERM" => Some(ReadError::PermissionDenied { path }),
             "ESRCH" | "ENOENT" => Some(ReadError::Vanished { path }),
-            _ => None,
+            other => {
+                let shown = crate::units::visible(other.get(..other.len().min(40)).unwrap_or(""))
+                    .into_owned();
+                let what =
+                    format!("the capture recorded an error memtree does not know: {shown:?}");
+                Some(ReadError::Capture { path, what })
+            }
         }
     }
 
@@ -181,22 +195,32 @@ impl Sampler {
 
     pub fn stat(&self, pid: u32) -> Result<StatInfo, ReadError> {
         let bytes = self.read(pid, "stat")?;
-        let stat = procfs::process::Stat::from_read(&bytes[..])
-            .map_err(|e| ReadError::Parse { path: self.path(pid, "stat"), what: e.to_string() })?;
-        Ok(StatInfo {
-            pid,
-            ppid: u32::try_from(stat.ppid).unwrap_or(0),
-            name: stat.comm,
-            state: stat.state,
-            flags: stat.flags,
-        })
+        parse_stat(pid, &bytes)
+            .map_err(|what| ReadError::Parse { path: self.path(pid, "stat"), what })
+    }
+
+    /// [`Sampler::stat`], keeping a process whose stat exists but cannot be parsed (with the
+    /// reason) instead of losing it; `None` only for a process that is gone.
+    pub fn stat_or_problem(&self, pid: u32) -> Option<StatInfo> {
+        match self.stat(pid) {
+            Ok(info) => Some(info),
+            Err(ReadError::Vanished { .. }) => None,
+            Err(err) => Some(StatInfo {
+                pid,
+                ppid: 0,
+                name: "?".to_string(),
+                state: '?',
+                flags: 0,
+                problem: Some(crate::units::visible(&err.to_string()).into_owned()),
+            }),
+        }
     }
 
     /// The `stat` of every process; processes that exit during the scan are left out.
     pub fn scan(&self) -> Result<Vec<StatInfo>, ReadError> {
         use rayon::prelude::*;
         let pids = self.all_pids()?;
-        Ok(pids.into_par_iter().filter_map(|pid| self.stat(pid).ok()).collect())
+        Ok(pids.into_par_iter().filter_map(|pid| self.stat_or_problem(pid)).collect())
     }
 
     /// The processes of the trees rooted at `roots` (each root included), parents before
@@ -272,7 +296,9 @@ impl Sampler {
         let ((uid, cmdline), rollup) = rayon::join(
             || (self.uid(pid), self.read(pid, "cmdline").ok().map(|bytes| split_cmdline(&bytes))),
             || {
-                if info.is_kernel_thread() {
+                if let Some(problem) = &info.problem {
+                    Err(Unreadable::Failed(problem.clone()))
+                } else if info.is_kernel_thread() {
                     Err(Unreadable::NoAddressSpace)
                 } else {
                     self.read_rollup(pid)
@@ -523,6 +549,42 @@ pub fn read_text(path: &Path, limit: usize, captured: bool) -> std::io::Result<S
     Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into()))
 }
 
+/// What a capture's `memtree-capture.txt` says of it (a stranger's file: every line is
+/// optional, and what does not parse is ignored).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CaptureMeta {
+    /// The capturer held the privilege exact figures need.
+    pub privileged: bool,
+    /// When it was captured, seconds since the epoch.
+    pub taken_at_unix: Option<f64>,
+}
+
+impl CaptureMeta {
+    pub fn parse(text: &str) -> CaptureMeta {
+        CaptureMeta {
+            privileged: text.lines().any(|l| l.trim() == "privileged: true"),
+            taken_at_unix: text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("taken_at_unix:"))
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .filter(|t| t.is_finite() && *t >= 0.0 && *t < 1e11),
+        }
+    }
+}
+
+/// Parses `/proc/PID/stat` (procfs's parser; the name may hold spaces and parentheses).
+pub fn parse_stat(pid: u32, bytes: &[u8]) -> Result<StatInfo, String> {
+    let stat = procfs::process::Stat::from_read(bytes).map_err(|e| e.to_string())?;
+    Ok(StatInfo {
+        pid,
+        ppid: u32::try_from(stat.ppid).unwrap_or(0),
+        name: stat.comm,
+        state: stat.state,
+        flags: stat.flags,
+        problem: None,
+    })
+}
+
 /// The base page size (what one pagemap entry describes).
 pub fn page_size() -> u64 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
@@ -533,7 +595,7 @@ pub fn page_size() -> u64 {
 }
 
 /// The real uid: the first number of the `Uid:` line of `/proc/PID/status`.
-fn parse_uid(status: &[u8]) -> Option<u32> {
+pub fn parse_uid(status: &[u8]) -> Option<u32> {
     let text = std::str::from_utf8(status).ok()?;
     let line = text.lines().find(|l| l.starts_with("Uid:"))?;
     line["Uid:".len()..].split_whitespace().next()?.parse().ok()
@@ -545,7 +607,7 @@ fn parse_cap_eff(status: &str) -> Option<u64> {
 }
 
 /// `/proc/PID/cmdline` is NUL-separated with a trailing NUL (empty for kernel threads).
-fn split_cmdline(bytes: &[u8]) -> Vec<String> {
+pub fn split_cmdline(bytes: &[u8]) -> Vec<String> {
     let bytes = bytes.strip_suffix(b"\0").unwrap_or(bytes);
     if bytes.is_empty() {
         return Vec::new();

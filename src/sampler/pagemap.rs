@@ -19,7 +19,9 @@ use std::os::unix::fs::FileExt;
 use super::{ReadError, Sampler};
 use crate::model::snapshot::page_flags as pf;
 use crate::model::snapshot::pagemap_bits as bits;
-use crate::model::snapshot::{PageEntry, PagesRaw, PfnTable, SmapsFields, Snapshot, Unreadable};
+use crate::model::snapshot::{
+    MappingSpan, PageEntry, PagesRaw, PfnTable, SmapsFields, Snapshot, Unreadable,
+};
 use rayon::prelude::*;
 
 /// kpageflags bits (include/uapi/linux/kernel-page-flags.h).
@@ -240,7 +242,8 @@ impl Sampler {
         hint: PagesHint,
     ) -> Result<PagesRaw, Unreadable> {
         let resident = hint.resident;
-        let mut mappings = self.parse_mappings(pid, "maps")?;
+        let mut mappings: Vec<MappingSpan> =
+            self.parse_mappings(pid, "maps")?.into_iter().map(MappingSpan::from).collect();
         // [vsyscall] sits above the user address space: pagemap has nothing there.
         mappings.retain(|m| m.start < USER_SPACE_END);
         if mappings.is_empty() {
@@ -283,6 +286,11 @@ impl Sampler {
         );
         BUF.with(|b| *b.borrow_mut() = buf);
         result.map_err(io_error)?;
+        // The rollup had resident pages and pagemap shows none: the process exited (or its
+        // address space went away) between the two reads — not a process of 0 bytes.
+        if entries.is_empty() && resident.is_some_and(|rss| rss > 0) {
+            return Err(self.explain_empty(pid));
+        }
         let hidden =
             entries.iter().any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
         if hidden {
@@ -302,7 +310,7 @@ impl Sampler {
     fn read_mappings_pages(
         &self,
         file: &File,
-        mappings: &[crate::model::snapshot::MappingRaw],
+        mappings: &[MappingSpan],
         present: Option<&[Span]>,
         page_size: u64,
         order: u32,

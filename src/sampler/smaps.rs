@@ -9,7 +9,7 @@ use crate::model::snapshot::{MappingRaw, SmapsFields};
 
 /// A line the parser could not make sense of where it had to (a malformed mapping header).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("line {line}: {what}")]
+#[error("{}{what}", if *.line > 0 { format!("line {}: ", .line) } else { String::new() })]
 pub struct ParseError {
     pub line: usize,
     pub what: String,
@@ -56,11 +56,21 @@ impl SmapsParser {
         Ok(())
     }
 
-    /// The mappings, once the text has ended.
+    /// The mappings, once the text has ended. In `smaps` (not `maps`, which has no fields)
+    /// every mapping must have the required keys.
     pub fn finish(mut self) -> Result<Vec<MappingRaw>, ParseError> {
         if !self.partial.is_empty() {
             let line = std::mem::take(&mut self.partial);
             self.parse_line(&line)?;
+        }
+        if self.mappings.iter().any(|m| m.fields.rss.is_some())
+            && let Some((m, key)) =
+                self.mappings.iter().find_map(|m| Some((m, missing_key(&m.fields)?)))
+        {
+            return Err(ParseError {
+                line: 0,
+                what: format!("the mapping at {:#x} has no {key} line (truncated?)", m.start),
+            });
         }
         Ok(self.mappings)
     }
@@ -99,7 +109,8 @@ impl SmapsParser {
             }
             current.vm_flags = flags;
         } else {
-            set_field(&mut current.fields, key, value);
+            set_field(&mut current.fields, key, value)
+                .map_err(|what| ParseError { line: index, what })?;
         }
         Ok(())
     }
@@ -125,8 +136,12 @@ pub fn parse_rollup(text: &[u8]) -> Result<Option<SmapsFields>, ParseError> {
             });
         }
         if let Some((key, value)) = split_key(line) {
-            set_field(&mut fields, key, value);
+            set_field(&mut fields, key, value)
+                .map_err(|what| ParseError { line: index + 1, what })?;
         }
+    }
+    if saw_header && let Some(key) = missing_key(&fields) {
+        return Err(ParseError { line: 0, what: format!("no {key} line (truncated?)") });
     }
     Ok(saw_header.then_some(fields))
 }
@@ -177,9 +192,43 @@ fn split_key(line: &[u8]) -> Option<(&[u8], &[u8])> {
     Some((&line[..colon], &line[colon + 1..]))
 }
 
+/// The most any one figure may be: 4 PiB, the most physical memory x86-64 can address (with
+/// 5-level paging). A larger value is not a kernel's, and would make sums overflow.
+const MAX_FIGURE: u64 = 1 << 52;
+
+/// Keys every `smaps_rollup` and every `smaps` entry has had since smaps_rollup exists (Linux
+/// 4.14): a file without one of them is truncated or not the kernel's.
+const REQUIRED: [&str; 8] = [
+    "Rss",
+    "Pss",
+    "Shared_Clean",
+    "Shared_Dirty",
+    "Private_Clean",
+    "Private_Dirty",
+    "Swap",
+    "SwapPss",
+];
+
+/// Why `fields` cannot be trusted: a required key is missing.
+pub fn missing_key(fields: &SmapsFields) -> Option<&'static str> {
+    let values = [
+        fields.rss,
+        fields.pss,
+        fields.shared_clean,
+        fields.shared_dirty,
+        fields.private_clean,
+        fields.private_dirty,
+        fields.swap,
+        fields.swap_pss,
+    ];
+    REQUIRED.iter().zip(values).find(|(_, v)| v.is_none()).map(|(key, _)| *key)
+}
+
 /// Stores a `Key:   123 kB` value in bytes. Keys without a `kB` unit (`THPeligible`,
-/// `ProtectionKey`), unknown keys and unparsable values are ignored.
-fn set_field(fields: &mut SmapsFields, key: &[u8], value: &[u8]) {
+/// `ProtectionKey`) and unknown keys are ignored; a known key whose value is not a number of
+/// kB (`abc`, `-5`, `12 MB`, a CRLF line, more than [`MAX_FIGURE`]) is an error naming it:
+/// a figure memtree cannot read is never guessed.
+fn set_field(fields: &mut SmapsFields, key: &[u8], value: &[u8]) -> Result<(), String> {
     let slot = match key {
         b"Size" => &mut fields.size,
         b"Rss" => &mut fields.rss,
@@ -204,10 +253,18 @@ fn set_field(fields: &mut SmapsFields, key: &[u8], value: &[u8]) {
         b"Swap" => &mut fields.swap,
         b"SwapPss" => &mut fields.swap_pss,
         b"Locked" => &mut fields.locked,
-        _ => return,
+        _ => return Ok(()),
     };
-    if let Some(bytes) = parse_kib(value).and_then(|kib| kib.checked_mul(1024)) {
-        *slot = Some(bytes);
+    match parse_kib(value).and_then(|kib| kib.checked_mul(1024)).filter(|&b| b <= MAX_FIGURE) {
+        Some(bytes) => {
+            *slot = Some(bytes);
+            Ok(())
+        }
+        None => Err(format!(
+            "cannot parse {}: {:?}",
+            String::from_utf8_lossy(key),
+            String::from_utf8_lossy(value).trim()
+        )),
     }
 }
 
@@ -253,6 +310,8 @@ Shared_Clean:          0 kB
 Shared_Dirty:         12 kB
 Private_Clean:         0 kB
 Private_Dirty:         0 kB
+Swap:                  0 kB
+SwapPss:               0 kB
 THPeligible:    0
 VmFlags: rd wr mr mw me ac zz
 7f00aa000000-7f00aa001000 r--p 00001000 fd:01 123456                     /usr/lib/with space (deleted)
@@ -263,6 +322,8 @@ Private_Clean:         4 kB
 Private_Dirty:         0 kB
 Shared_Clean:          0 kB
 Shared_Dirty:          0 kB
+Swap:                  0 kB
+SwapPss:               0 kB
 FutureKey:        banana
 FutureNumber:          7 kB
 ";
@@ -288,7 +349,7 @@ FutureNumber:          7 kB
         assert_eq!(lib.fields.private_clean, Some(4096));
         // Missing on this entry: absent, not zero.
         assert_eq!(lib.fields.pss_dirty, None);
-        assert_eq!(lib.fields.swap, None);
+        assert_eq!(lib.fields.ksm, None);
     }
 
     #[test]
@@ -308,7 +369,9 @@ FutureNumber:          7 kB
 
     #[test]
     fn anonymous_mapping_has_empty_pathname() {
-        let text = "7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \nRss: 4 kB\n";
+        let text = "7f0000000000-7f0000001000 rw-p 00000000 00:00 0 \nRss: 4 kB\nPss: 4 kB\n\
+            Shared_Clean: 0 kB\nShared_Dirty: 0 kB\nPrivate_Clean: 0 kB\nPrivate_Dirty: 4 kB\n\
+            Swap: 0 kB\nSwapPss: 0 kB\n";
         let maps = parse_smaps(text.as_bytes()).unwrap();
         assert_eq!(maps[0].pathname, "");
         assert_eq!(maps[0].name(), "[anon]");
@@ -316,13 +379,7 @@ FutureNumber:          7 kB
 
     #[test]
     fn rollup_parses_and_empty_rollup_is_none() {
-        let text = "\
-55b8e84ac000-7fff0914c000 ---p 00000000 00:00 0                          [rollup]
-Rss:                1712 kB
-Pss:                 753 kB
-Pss_Anon:            112 kB
-SwapPss:               0 kB
-";
+        let text = format!("{ROLLUP}Pss_Anon:            112 kB\n");
         let fields = parse_rollup(text.as_bytes()).unwrap().unwrap();
         assert_eq!(fields.rss, Some(1712 * 1024));
         assert_eq!(fields.pss_anon, Some(112 * 1024));
@@ -340,10 +397,31 @@ SwapPss:               0 kB
         assert!(parse_smaps(b"1000-2000 rw-p\n").is_err());
     }
 
+    const ROLLUP: &str = "55b8e84ac000-7fff0914c000 ---p 00000000 00:00 0  [rollup]\n\
+        Rss: 1712 kB\nPss: 753 kB\nShared_Clean: 900 kB\nShared_Dirty: 0 kB\n\
+        Private_Clean: 0 kB\nPrivate_Dirty: 812 kB\nSwap: 0 kB\nSwapPss: 0 kB\n";
+
     #[test]
-    fn overflowing_numbers_are_ignored() {
+    fn a_figure_that_does_not_parse_is_an_error_naming_it() {
+        assert!(parse_rollup(ROLLUP.as_bytes()).unwrap().is_some());
+        for (bad, says) in [
+            ("Pss: abc kB", "cannot parse Pss: \"abc kB\""),
+            ("Pss: -5 kB", "cannot parse Pss"),
+            ("Pss: 99999999999999999999999 kB", "cannot parse Pss"),
+            ("Pss: 9007199254740992 kB", "cannot parse Pss"),
+            ("Pss: 753 MB", "cannot parse Pss"),
+            ("Pss: 753 kB\r", "cannot parse Pss"),
+        ] {
+            let text = ROLLUP.replace("Pss: 753 kB", bad);
+            let err = parse_rollup(text.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
+        let truncated = &ROLLUP[..ROLLUP.find("Swap:").unwrap()];
+        let err = parse_rollup(truncated.as_bytes()).unwrap_err().to_string();
+        assert_eq!(err, "no Swap line (truncated?)");
+        let missing = ROLLUP.replace("Pss: 753 kB\n", "");
+        assert!(parse_rollup(missing.as_bytes()).unwrap_err().to_string().contains("no Pss line"));
         let text = "1000-2000 rw-p 00000000 00:00 0\nRss: 99999999999999999999999 kB\n";
-        let maps = parse_smaps(text.as_bytes()).unwrap();
-        assert_eq!(maps[0].fields.rss, None);
+        assert!(parse_smaps(text.as_bytes()).is_err());
     }
 }

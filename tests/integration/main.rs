@@ -7,6 +7,7 @@ mod errors;
 mod exact;
 mod fixtures;
 mod golden;
+mod hostile;
 mod live;
 mod privilege;
 mod python;

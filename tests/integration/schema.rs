@@ -134,6 +134,7 @@ pub struct Totals {
     pub zero_filled_bytes: Option<u64>,
     pub content_scanned_bytes: Option<u64>,
     pub dedup_unavailable: Option<String>,
+    pub sums_overflowed: bool,
 }
 
 #[derive(Debug, Deserialize)]

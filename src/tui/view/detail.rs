@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 
 use super::theme::Theme;
 use crate::tui::app::App;
-use crate::units::{human_bytes, human_opt};
+use crate::units::{human_bytes, human_opt, stripped};
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let block = Block::default().borders(Borders::ALL).title(" Detail ");
@@ -16,9 +16,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         frame.render_widget(Paragraph::new("no process selected").block(block), area);
         return;
     };
-    let mut lines = vec![Line::styled(format!("{} ({})", row.name, row.pid), theme.bold())];
+    let mut lines =
+        vec![Line::styled(format!("{} ({})", stripped(&row.name), row.pid), theme.bold())];
     if let Some(cmd) = &row.cmdline {
-        lines.push(Line::from(cmd.join(" ")));
+        lines.push(Line::from(stripped(&cmd.join(" ")).into_owned()));
     }
     match &row.figures {
         Ok(f) => lines.push(Line::from(format!(
@@ -28,7 +29,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             human_opt(f.uss),
             human_opt(f.shared)
         ))),
-        Err(reason) => lines.push(Line::from(reason.to_string())),
+        Err(reason) => lines.push(Line::from(stripped(&reason.to_string()).into_owned())),
     }
     if let Some(Ok(e)) = &row.exact {
         lines.push(Line::from(format!(
@@ -58,11 +59,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
                     "  {:>9} {:>9} shared  {}",
                     human_opt(m.figures.rss),
                     human_opt(m.figures.shared),
-                    m.name
+                    stripped(&m.name)
                 )));
             }
         }
-        Some(Err(reason)) => lines.push(Line::from(format!("  {reason}"))),
+        Some(Err(reason)) => lines.push(Line::from(format!("  {}", stripped(&reason.to_string())))),
         None => lines.push(Line::from("  reading smaps…")),
     }
     frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);

@@ -12,7 +12,7 @@ use ratatui::widgets::Paragraph;
 
 use super::theme::Theme;
 use crate::tui::app::App;
-use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio_opt};
+use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio_opt, stripped};
 
 fn age(app: &App, at: Option<Instant>) -> String {
     match at {
@@ -93,7 +93,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             .push(Span::styled(" · PAUSED", theme.fg(Color::Yellow).add_modifier(Modifier::BOLD)));
     }
     status.extend([
-        Span::raw(format!(" · {} · every {:.1}s", app.target, app.interval.as_secs_f64())),
+        Span::raw(format!(
+            " · {} · every {:.1}s",
+            stripped(&app.target),
+            app.interval.as_secs_f64()
+        )),
         Span::raw(format!(" · figures {}", age(app, app.updated_at))),
     ]);
     if app.exact_at.is_some() {

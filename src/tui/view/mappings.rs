@@ -9,7 +9,7 @@ use ratatui::widgets::{Block, Borders, Cell, Paragraph, TableState, Wrap};
 use super::table::{Column, column, fit, fitted_table, flexible, flexible_width, visible};
 use super::theme::Theme;
 use crate::tui::app::{App, View};
-use crate::units::{human_opt, shorten_left};
+use crate::units::{human_opt, shorten_left, stripped};
 
 const MAPPING_COLUMNS: [Column; 7] = [
     flexible("MAPPING", 16),
@@ -41,7 +41,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             let exact = sharing.and_then(|s| s.iter().find(|n| n.name == g.name));
             let figure = |v: Option<u64>| Cell::from(Line::from(human_opt(v)).right_aligned());
             vec![
-                Cell::from(shorten_left(&g.name, name_width)),
+                Cell::from(shorten_left(&stripped(&g.name), name_width)),
                 Cell::from(Line::from(g.processes.to_string()).right_aligned()),
                 figure(Some(g.rss_sum)),
                 figure(Some(g.pss_sum)),

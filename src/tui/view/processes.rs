@@ -11,7 +11,7 @@ use super::table::{Column, column, fit, fitted_table, flexible, visible};
 use super::theme::{SEGMENTS, Theme};
 use crate::model::accounting::ProcessRow;
 use crate::tui::app::{App, View};
-use crate::units::{NOT_AVAILABLE, human_opt};
+use crate::units::{NOT_AVAILABLE, human_opt, stripped};
 
 /// Width of the per-process bar.
 const BAR: usize = 20;
@@ -59,7 +59,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         .iter()
         .map(|row| {
             let indent = if app.flat { String::new() } else { "  ".repeat(row.depth) };
-            let name = format!("{indent}{}", row.name);
+            let name = format!("{indent}{}", stripped(&row.name));
             match &row.figures {
                 Ok(f) => {
                     let mut cells = vec![Cell::from(row.pid.to_string()), Cell::from(name)];

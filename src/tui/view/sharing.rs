@@ -10,7 +10,7 @@ use super::table::{Column, column, fit, fitted_table, flexible, flexible_width, 
 use super::theme::Theme;
 use crate::report::explain;
 use crate::tui::app::{App, View};
-use crate::units::{human_bytes, shorten_left};
+use crate::units::{human_bytes, shorten_left, stripped};
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let block =
@@ -48,11 +48,11 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         .iter()
         .map(|&(tree, g)| {
             let mapped: Vec<String> =
-                g.mappings.iter().map(|(name, _)| shorten_left(name, 24)).collect();
+                g.mappings.iter().map(|(name, _)| shorten_left(&stripped(name), 24)).collect();
             vec![
                 Cell::from(Line::from(g.members.len().to_string()).right_aligned()),
                 Cell::from(Line::from(human_bytes(g.bytes)).right_aligned()),
-                Cell::from(shorten_left(&explain::members(tree, &g.members), who_width)),
+                Cell::from(shorten_left(&stripped(&explain::members(tree, &g.members)), who_width)),
                 Cell::from(mapped.join(", ")),
             ]
         })

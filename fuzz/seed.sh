@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Seeds each fuzz target's corpus from the captured fixtures (tests/fixtures/proc).
+set -euo pipefail
+cd "$(dirname "$0")"
+fixtures=../tests/fixtures/proc
+mkdir -p corpus/{smaps,rollup,proc_files,capture,units}
+i=0
+for f in "$fixtures"/*/*/smaps; do cp "$f" "corpus/smaps/$((i++))"; done
+for f in "$fixtures"/*/*/smaps_rollup; do cp "$f" "corpus/rollup/$((i++))"; done
+for f in "$fixtures"/*/*/{stat,status,cmdline}; do [ -f "$f" ] && cp "$f" "corpus/proc_files/$((i++))"; done
+for f in "$fixtures"/*/memtree-capture.txt; do cp "$f" "corpus/capture/$((i++))"; done
+for s in 256MiB 1G 512k 4096 1.5MiB 500ms 30s 2m 18446744073709551615 -5MiB; do
+  printf '%s' "$s" > "corpus/units/$((i++))"
+done

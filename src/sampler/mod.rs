@@ -23,7 +23,6 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use procfs::FromRead;
 
 pub use self::error::ReadError;
 pub use self::session::{Cadence, Progress, Round, Sample, Session, Target};
@@ -572,15 +571,36 @@ impl CaptureMeta {
     }
 }
 
-/// Parses `/proc/PID/stat` (procfs's parser; the name may hold spaces and parentheses).
+/// Parses `/proc/PID/stat`, as bytes: the name is whatever lies between the first `(` and the
+/// last `)` — a process may name itself anything, spaces, parentheses and bytes that are not
+/// UTF-8 included (procfs's parser panicked on such a name: found by fuzzing) — and the fields
+/// after it are state, ppid, …, flags (the 9th field of the line).
 pub fn parse_stat(pid: u32, bytes: &[u8]) -> Result<StatInfo, String> {
-    let stat = procfs::process::Stat::from_read(bytes).map_err(|e| e.to_string())?;
+    let open = bytes.iter().position(|&b| b == b'(').ok_or("no ( before the name")?;
+    let close = bytes.iter().rposition(|&b| b == b')').ok_or("no ) after the name")?;
+    if close < open {
+        return Err("the name's parentheses are out of order".into());
+    }
+    let name = String::from_utf8_lossy(&bytes[open + 1..close]).into_owned();
+    let rest = std::str::from_utf8(bytes.get(close + 1..).unwrap_or_default())
+        .map_err(|_| "the fields after the name are not text".to_string())?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let field = |i: usize, what: &str| -> Result<&str, String> {
+        fields.get(i).copied().ok_or_else(|| format!("no {what} field"))
+    };
+    let mut state = field(0, "state")?.chars();
+    let state = match (state.next(), state.next()) {
+        (Some(c), None) => c,
+        _ => return Err(format!("state {:?} is not one letter", field(0, "state")?)),
+    };
+    let ppid: i64 = field(1, "ppid")?.parse().map_err(|_| "ppid is not a number".to_string())?;
+    let flags: u32 = field(6, "flags")?.parse().map_err(|_| "flags is not a number".to_string())?;
     Ok(StatInfo {
         pid,
-        ppid: u32::try_from(stat.ppid).unwrap_or(0),
-        name: stat.comm,
-        state: stat.state,
-        flags: stat.flags,
+        ppid: u32::try_from(ppid).unwrap_or(0),
+        name,
+        state,
+        flags,
         problem: None,
     })
 }
@@ -686,6 +706,21 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         let err = read_bounded(&fifo, 1 << 20, true).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn stat_parses_any_name_as_bytes() {
+        let line = |name: &[u8]| {
+            [b"42 (".as_slice(), name, b") S 7 42 42 0 -1 4194304 0 0 0 0\n"].concat()
+        };
+        let info = parse_stat(42, &line(b"p (x) y")).unwrap();
+        assert_eq!((info.name.as_str(), info.ppid, info.state, info.flags), ("p (x) y", 7, 'S', 4194304));
+        // Not UTF-8, and a byte sequence that made procfs's parser panic (found by fuzzing).
+        let info = parse_stat(42, &line(b"\xe3((kthreadd")).unwrap();
+        assert_eq!(info.name, "\u{fffd}((kthreadd");
+        assert!(parse_stat(42, b"garbage\n").is_err());
+        assert!(parse_stat(42, b"42 (x) S\n").is_err());
+        assert!(parse_stat(42, b"42 )x( S 1 2 3 4 5 6\n").is_err());
     }
 
     #[test]

@@ -88,6 +88,10 @@ fn a_hostile_name_never_reaches_the_terminal_raw() {
     // JSON keeps the name as it is, escaped by JSON itself.
     let report = report_json(&["--pid", &pid]);
     assert_eq!(report.processes[0].name, "a b\nc\x1b[31mR\x07\x1b]0");
+    // A name that is not UTF-8 (fuzzing found the stat parser memtree used panicking on one).
+    let named = Named::spawn(b"\xe3((kthreadd");
+    let report = report_json(&["--pid", &named.1.to_string()]);
+    assert_eq!(report.processes[0].name, "\u{fffd}((kthreadd");
 }
 
 #[test]

@@ -185,6 +185,10 @@ fn top_measures_duplicated_content_without_being_asked() {
     let screen = if screen.contains("Duplicated 3") { screen } else { s.wait_for("Duplicated 3") };
     let header = screen.lines().find(|l| l.contains("Duplicated")).unwrap();
     assert!(header.contains("Duplicated 31") || header.contains("Duplicated 32"), "{header}");
+    // The content pass draws nothing under the dashboard (the sampler never writes; only
+    // `report` draws its progress events, on stderr).
+    assert!(!screen.contains("hashing page contents"), "{screen}");
+    assert!(screen.starts_with("memtree top"), "the header is intact: {screen}");
     s.keys(&["q"]);
     assert_eq!(s.exit_status().0, 0);
 }

@@ -65,7 +65,8 @@ pub fn top(args: TopArgs) -> Result<i32> {
     let options = SampleOptions {
         mappings: false,
         exact: privileged && !args.no_exact,
-        dedup: privileged && !args.no_exact && !args.no_dedup,
+        // Without root, duplicated content is measured from the pages each process alone maps.
+        dedup: !args.no_exact && !args.no_dedup,
     };
     let interval = args.interval.max(MIN_INTERVAL);
     let session = Session::new(sampler, resolved.watch.clone(), options)

@@ -45,7 +45,8 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
     // As root, exact figures and duplicated content are measured unless turned off.
     let privileged = sampler.privileged();
     let exact = args.exact || (privileged && !args.no_exact);
-    let dedup = args.dedup || (privileged && !args.no_exact && !args.no_dedup);
+    // Duplicated content is measured without root too, from the pages each worker alone maps.
+    let dedup = args.dedup || (!args.no_exact && !args.no_dedup);
     let options = SampleOptions { exact, dedup, ..SampleOptions::default() };
     let mut results = Vec::with_capacity(specs.len());
     for spec in &specs {

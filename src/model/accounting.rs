@@ -627,9 +627,11 @@ fn account_dedup(
         match sample.and_then(|p| p.content.as_ref()) {
             Some(Ok(content)) => {
                 let pages = sample.and_then(|p| p.pages.as_ref()).and_then(|p| p.as_ref().ok());
-                names.push(pages.map_or_else(Vec::new, |p| {
-                    p.mappings.iter().map(|m| m.name().to_string()).collect()
-                }));
+                names.push(match (&content.exclusive_only, pages) {
+                    (Some(names), _) => names.clone(),
+                    (None, Some(p)) => p.mappings.iter().map(|m| m.name().to_string()).collect(),
+                    (None, None) => Vec::new(),
+                });
                 input.push(content);
                 indexes.push(index);
             }

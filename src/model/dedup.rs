@@ -232,6 +232,30 @@ pub struct DedupTotals {
     /// Distinct contents seen.
     pub distinct_chunks: usize,
     pub by_name: Vec<(String, Duplication)>,
+    /// How the pages read were chosen.
+    pub method: DedupMethod,
+}
+
+/// Which pages a duplicated-content figure read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DedupMethod {
+    /// Every distinct anonymous or shared-memory frame of the tree, once (root: PFNs and
+    /// kpageflags).
+    #[default]
+    Frames,
+    /// Without root: the pages each readable process alone maps (pagemap's exclusively-mapped
+    /// bit). Copies in pages shared with another process, and the content of processes memtree
+    /// may not read, are not counted.
+    ExclusivePages,
+}
+
+impl DedupMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DedupMethod::Frames => "frames",
+            DedupMethod::ExclusivePages => "exclusive_pages",
+        }
+    }
 }
 
 /// Counts duplicates over `processes` (names of their mappings, and their content).
@@ -257,6 +281,9 @@ pub fn account(processes: &[(&[String], &ContentRaw)]) -> (DedupTotals, Vec<Dupl
         }
     }
     totals.distinct_chunks = seen.len();
+    if processes.iter().any(|(_, c)| c.exclusive_only.is_some()) {
+        totals.method = DedupMethod::ExclusivePages;
+    }
     totals.total = Duplication {
         duplicated: per_process.iter().map(|d| d.duplicated).sum(),
         zero_filled: per_process.iter().map(|d| d.zero_filled).sum(),
@@ -359,6 +386,7 @@ mod tests {
             zero_filled: vec![(0, 8192)],
             scanned: bytes.len() as u64 + 8192,
             unread: 0,
+            exclusive_only: None,
         };
         let names = vec!["[anon]".to_string()];
         let (a, b, c) = (raw(&data), raw(&data), raw(&random(256 * 1024, 4)));

@@ -83,6 +83,7 @@ proptest! {
                 zero_filled: vec![],
                 scanned: chunks.iter().map(|&(_, len)| u64::from(len)).sum(),
                 unread: 0,
+                exclusive_only: None,
             })
             .collect();
         let names = vec!["[anon]".to_string()];

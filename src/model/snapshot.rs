@@ -300,6 +300,9 @@ pub struct ContentRaw {
     pub scanned: u64,
     /// Bytes that vanished between the page walk and the read.
     pub unread: u64,
+    /// Read without physical frames (no root): only the pages this process alone maps, and
+    /// the names of its mappings, for the chunks' mapping indexes.
+    pub exclusive_only: Option<Vec<String>>,
 }
 
 /// Why a figure could not be read. A process with a reason has no figures, never zeros.

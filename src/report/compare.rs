@@ -226,6 +226,9 @@ fn write_json(out: &mut dyn Write, results: &[VariantResult]) -> io::Result<()> 
                 copies: r.copies().map(|c| (c * 1000.0).round() / 1000.0),
                 duplicated_bytes: r.accounting.totals.dedup_ok().map(|d| d.total.duplicated),
                 duplicated_method: match &r.accounting.totals.dedup {
+                    Some(Ok(d)) if d.method == crate::model::dedup::DedupMethod::ExclusivePages => {
+                        "exclusive_pages"
+                    }
                     Some(Ok(_)) => "content",
                     Some(Err(_)) => "unavailable",
                     None => "not_measured",

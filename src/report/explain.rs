@@ -47,6 +47,7 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
                 human_bytes(footprint),
             ));
             lines.extend(exact_sentences(accounting));
+            lines.extend(dedup_sentences(accounting));
             if overcount >= NEGLIGIBLE_OVERCOUNT {
                 lines.push(format!(
                     "{} of the RSS are the same pages counted more than once (shared between \
@@ -120,6 +121,37 @@ pub fn hints(accounting: &Accounting) -> Option<String> {
     }
 }
 
+/// What the page contents say: duplicated and zero-filled content, and how it was measured.
+fn dedup_sentences(accounting: &Accounting) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(dedup) = accounting.totals.dedup_ok() {
+        if dedup.total.duplicated > 0 {
+            lines.push(format!(
+                "{} are identical copies of content held elsewhere in the tree: memory that \
+                 sharing it (fork, shared memory) or KSM could give back.",
+                human_bytes(dedup.total.duplicated)
+            ));
+        } else {
+            lines.push("No content is held twice: nothing is duplicated.".to_string());
+        }
+        if dedup.method == crate::model::dedup::DedupMethod::ExclusivePages {
+            lines.push(
+                "Duplicated content was measured without root, from the pages each process alone \
+                 maps: copies in pages shared with another process, and the content of processes \
+                 memtree may not read, are not counted."
+                    .to_string(),
+            );
+        }
+        if dedup.total.zero_filled > 0 {
+            lines.push(format!(
+                "{} are pages filled with zeros (allocated and cleared, never used).",
+                human_bytes(dedup.total.zero_filled)
+            ));
+        }
+    }
+    lines
+}
+
 /// What the physical pages say: the copies shared by many processes, and what exiting frees.
 fn exact_sentences(accounting: &Accounting) -> Vec<String> {
     let Some(exact) = accounting.totals.exact_ok() else { return Vec::new() };
@@ -144,23 +176,6 @@ fn exact_sentences(accounting: &Accounting) -> Vec<String> {
                 human_bytes(bytes)
             )
         });
-    }
-    if let Some(dedup) = accounting.totals.dedup_ok() {
-        if dedup.total.duplicated > 0 {
-            lines.push(format!(
-                "{} are identical copies of content held elsewhere in the tree: memory that \
-                 sharing it (fork, shared memory) or KSM could give back.",
-                human_bytes(dedup.total.duplicated)
-            ));
-        } else {
-            lines.push("No content is held twice: nothing is duplicated.".to_string());
-        }
-        if dedup.total.zero_filled > 0 {
-            lines.push(format!(
-                "{} are pages filled with zeros (allocated and cleared, never used).",
-                human_bytes(dedup.total.zero_filled)
-            ));
-        }
     }
     if exact.thp * 10 >= exact.resident && exact.thp > 0 {
         lines.push(format!(

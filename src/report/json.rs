@@ -174,6 +174,7 @@ pub(crate) struct TotalsJson {
     duplicated_bytes: Option<u64>,
     zero_filled_bytes: Option<u64>,
     content_scanned_bytes: Option<u64>,
+    dedup_method: Option<&'static str>,
     dedup_unavailable: Option<String>,
     sums_overflowed: bool,
 }
@@ -274,6 +275,7 @@ impl From<&Totals> for TotalsJson {
             duplicated_bytes: t.dedup_ok().map(|d| d.total.duplicated),
             zero_filled_bytes: t.dedup_ok().map(|d| d.total.zero_filled),
             content_scanned_bytes: t.dedup_ok().map(|d| d.scanned),
+            dedup_method: t.dedup_ok().map(|d| d.method.as_str()),
             dedup_unavailable: match &t.dedup {
                 Some(Err(reason)) => Some(reason.to_string()),
                 _ => None,

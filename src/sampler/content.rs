@@ -5,6 +5,7 @@
 //! lengths are kept: the bytes live in one reused buffer per reading thread (a read window plus
 //! the unfinished chunk carried over from the window before) and are never stored or written.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -17,7 +18,9 @@ use rayon::prelude::*;
 use super::Sampler;
 use super::session::Progress;
 use crate::model::dedup::{self, MAX_CHUNK};
-use crate::model::snapshot::{ContentRaw, PagesRaw, PfnTable, Snapshot, Unreadable, page_flags};
+use crate::model::snapshot::{
+    ContentRaw, PagesRaw, PfnTable, Snapshot, Unreadable, page_flags, pagemap_bits,
+};
 
 /// Bytes read from `/proc/PID/mem` at a time: small enough that they are still in the core's
 /// cache when they are hashed.
@@ -149,6 +152,55 @@ pub fn open_mem(sampler: &Sampler, pid: u32) -> Result<File, Unreadable> {
     })
 }
 
+/// Without physical frames: the pages of one process to read, as regions — the pages it
+/// alone maps (pagemap's exclusively-mapped bit) that hold anonymous memory (a private page
+/// not from a file) or shared memory (a memfd, `/dev/zero`, SysV or POSIX shm mapping); and
+/// the anonymous pages it shares, unless its parent has an anonymous page at the same address
+/// (`parent`: those addresses). A page shared after a fork sits at the same address in parent
+/// and child, so it is read once, in the oldest process that has it: the original of data a
+/// forked worker was then sent a copy of is read, and no frame is read twice, so no copy is
+/// invented. What is missed: shared memory mapped by several processes, a page shared between
+/// siblings whose parent wrote its own copy, and unrelated processes sharing a KSM page
+/// (read in each: counted as duplicated, which KSM already undid).
+pub fn plan_exclusive(pages: &PagesRaw, page: u64, parent: Option<&HashSet<u64>>) -> Vec<Region> {
+    let mut regions: Vec<Region> = Vec::new();
+    for (index, (mapping, range)) in pages.mappings.iter().zip(&pages.ranges).enumerate() {
+        let shmem = is_shared_memory(mapping.name());
+        for entry in &pages.entries[range.start as usize..range.end as usize] {
+            let raw = entry.raw;
+            let present = raw & pagemap_bits::PRESENT != 0;
+            let exclusive = raw & pagemap_bits::EXCLUSIVE != 0;
+            let anonymous = raw & pagemap_bits::FILE_OR_SHARED_ANON == 0;
+            let ours = if exclusive {
+                anonymous || shmem
+            } else {
+                anonymous && parent.is_none_or(|p| !p.contains(&entry.vaddr()))
+            };
+            if !(present && ours) {
+                continue;
+            }
+            let bytes = entry.bytes(page);
+            match regions.last_mut() {
+                Some((start, len, m)) if *m == index as u32 && *start + *len == entry.vaddr() => {
+                    *len += bytes;
+                }
+                _ => regions.push((entry.vaddr(), bytes, index as u32)),
+            }
+        }
+    }
+    regions
+}
+
+/// What to read of one process without frames, and the names of its mappings.
+type Planned = (Vec<Region>, Vec<String>);
+
+/// A mapping of shared memory, by its name in /proc/PID/maps.
+fn is_shared_memory(name: &str) -> bool {
+    ["/memfd:", "/dev/zero", "/SYSV", "/dev/shm/", "/anon_hugepage", "[anon_shmem"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
 /// Reads and chunks the regions of one process.
 fn scan(
     sampler: &Sampler,
@@ -262,6 +314,128 @@ impl Sampler {
         for (p, content) in snapshot.processes.iter_mut().zip(results) {
             p.content = content;
         }
+    }
+}
+
+impl Sampler {
+    /// Duplicated content without root, for the processes memtree may read: each process's
+    /// exclusively-mapped anonymous and shared-memory pages ([`plan_exclusive`]) read through
+    /// `/proc/PID/mem` and chunked as with root. A process memtree may not read gets the reason.
+    pub fn sample_content_exclusive(
+        &self,
+        snapshot: &mut Snapshot,
+        progress: Option<&(dyn Fn(Progress) + Send + Sync)>,
+    ) {
+        let page = snapshot.page_size;
+        let read: Vec<Result<PagesRaw, Unreadable>> = snapshot
+            .processes
+            .par_iter()
+            .map(|p| match &p.rollup {
+                Err(reason) => Err(reason.clone()),
+                Ok(fields) => self.read_page_entries(
+                    p.pid,
+                    page,
+                    super::pagemap::PagesHint::from_rollup(fields),
+                ),
+            })
+            .collect();
+        // Each process's present anonymous addresses, for its children's plans.
+        let anonymous: HashMap<u32, HashSet<u64>> = snapshot
+            .processes
+            .iter()
+            .zip(&read)
+            .filter_map(|(p, pages)| {
+                let pages = pages.as_ref().ok()?;
+                let addresses = pages
+                    .entries
+                    .iter()
+                    .filter(|e| {
+                        e.raw & pagemap_bits::PRESENT != 0
+                            && e.raw & pagemap_bits::FILE_OR_SHARED_ANON == 0
+                    })
+                    .map(|e| e.vaddr())
+                    .collect();
+                Some((p.pid, addresses))
+            })
+            .collect();
+        let planned: Vec<Option<Result<Planned, Unreadable>>> = snapshot
+            .processes
+            .iter()
+            .zip(read)
+            .map(|(p, pages)| {
+                Some(pages.map(|pages| {
+                    let names = pages.mappings.iter().map(|m| m.name().to_string()).collect();
+                    (plan_exclusive(&pages, page, anonymous.get(&p.ppid)), names)
+                }))
+            })
+            .collect();
+        let total: u64 = planned
+            .iter()
+            .flatten()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|(regions, _)| regions.iter().map(|r| r.1).sum::<u64>())
+            .sum();
+        let done = AtomicU64::new(0);
+        let report = progress.filter(|_| total > PROGRESS_ABOVE);
+        let results: Vec<Option<Result<ContentRaw, Unreadable>>> = std::thread::scope(|s| {
+            if let Some(report) = report {
+                s.spawn(|| report_progress(&done, total, report));
+            }
+            let results = snapshot
+                .processes
+                .par_iter()
+                .zip(planned)
+                .map(|(p, plan)| {
+                    plan.map(|plan| {
+                        let (regions, names) = plan?;
+                        let mut raw = scan(self, p.pid, &regions, page as usize, &done)
+                            .map_err(|reason| self.mem_refusal(p.pid, reason))?;
+                        raw.exclusive_only = Some(names);
+                        Ok(raw)
+                    })
+                })
+                .collect();
+            done.store(u64::MAX, Ordering::Relaxed);
+            results
+        });
+        for (p, content) in snapshot.processes.iter_mut().zip(results) {
+            p.content = content;
+        }
+    }
+
+    /// A refused `/proc/PID/mem`, explained: under Yama's ptrace_scope 1 only memtree's own
+    /// descendants may be read by their user.
+    fn mem_refusal(&self, pid: u32, reason: Unreadable) -> Unreadable {
+        let Unreadable::PermissionDenied(_) = &reason else { return reason };
+        let scope =
+            super::read_text(std::path::Path::new("/proc/sys/kernel/yama/ptrace_scope"), 64, false)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+        match scope {
+            Some(1) if !self.is_descendant_of_memtree(pid) => Unreadable::PermissionDenied(
+                "ptrace_scope 1: only descendants of memtree can be read; run the program under \
+                 `memtree report -- …` or as root"
+                    .into(),
+            ),
+            Some(scope) if scope >= 2 => Unreadable::PermissionDenied(format!(
+                "ptrace_scope {scope}: only root may read another process's memory"
+            )),
+            _ => reason,
+        }
+    }
+
+    /// Whether `pid` descends from this memtree (its parents, followed, reach it).
+    fn is_descendant_of_memtree(&self, pid: u32) -> bool {
+        let me = std::process::id();
+        let mut current = pid;
+        for _ in 0..4096 {
+            match self.stat(current) {
+                Ok(info) if info.ppid == me => return true,
+                Ok(info) if info.ppid > 1 && info.ppid != current => current = info.ppid,
+                _ => return false,
+            }
+        }
+        false
     }
 }
 

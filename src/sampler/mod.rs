@@ -23,7 +23,6 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-
 pub use self::error::ReadError;
 pub use self::session::{Cadence, Progress, Round, Sample, Session, Target};
 use crate::model::snapshot::{MappingRaw, ProcessSample, SmapsFields, Unreadable};
@@ -595,14 +594,7 @@ pub fn parse_stat(pid: u32, bytes: &[u8]) -> Result<StatInfo, String> {
     };
     let ppid: i64 = field(1, "ppid")?.parse().map_err(|_| "ppid is not a number".to_string())?;
     let flags: u32 = field(6, "flags")?.parse().map_err(|_| "flags is not a number".to_string())?;
-    Ok(StatInfo {
-        pid,
-        ppid: u32::try_from(ppid).unwrap_or(0),
-        name,
-        state,
-        flags,
-        problem: None,
-    })
+    Ok(StatInfo { pid, ppid: u32::try_from(ppid).unwrap_or(0), name, state, flags, problem: None })
 }
 
 /// The base page size (what one pagemap entry describes).
@@ -714,7 +706,10 @@ mod tests {
             [b"42 (".as_slice(), name, b") S 7 42 42 0 -1 4194304 0 0 0 0\n"].concat()
         };
         let info = parse_stat(42, &line(b"p (x) y")).unwrap();
-        assert_eq!((info.name.as_str(), info.ppid, info.state, info.flags), ("p (x) y", 7, 'S', 4194304));
+        assert_eq!(
+            (info.name.as_str(), info.ppid, info.state, info.flags),
+            ("p (x) y", 7, 'S', 4194304)
+        );
         // Not UTF-8, and a byte sequence that made procfs's parser panic (found by fuzzing).
         let info = parse_stat(42, &line(b"\xe3((kthreadd")).unwrap();
         assert_eq!(info.name, "\u{fffd}((kthreadd");

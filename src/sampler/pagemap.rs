@@ -241,6 +241,26 @@ impl Sampler {
         page_size: u64,
         hint: PagesHint,
     ) -> Result<PagesRaw, Unreadable> {
+        let pages = self.read_page_entries(pid, page_size, hint)?;
+        let hidden =
+            pages.entries.iter().any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
+        if hidden {
+            return Err(Unreadable::PermissionDenied(
+                "physical frame numbers read as 0: they need CAP_SYS_ADMIN (run as root)".into(),
+            ));
+        }
+        Ok(pages)
+    }
+
+    /// The present and swapped pagemap entries of `pid`, PFNs or not: without CAP_SYS_ADMIN
+    /// the PFNs read as 0 but the present, swapped and exclusively-mapped bits are there (what
+    /// duplicated content without root is built on).
+    pub fn read_page_entries(
+        &self,
+        pid: u32,
+        page_size: u64,
+        hint: PagesHint,
+    ) -> Result<PagesRaw, Unreadable> {
         let resident = hint.resident;
         let mut mappings: Vec<MappingSpan> =
             self.parse_mappings(pid, "maps")?.into_iter().map(MappingSpan::from).collect();
@@ -290,13 +310,6 @@ impl Sampler {
         // address space went away) between the two reads — not a process of 0 bytes.
         if entries.is_empty() && resident.is_some_and(|rss| rss > 0) {
             return Err(self.explain_empty(pid));
-        }
-        let hidden =
-            entries.iter().any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
-        if hidden {
-            return Err(Unreadable::PermissionDenied(
-                "physical frame numbers read as 0: they need CAP_SYS_ADMIN (run as root)".into(),
-            ));
         }
         Ok(PagesRaw { mappings, entries, ranges })
     }

@@ -489,7 +489,14 @@ impl Session {
         }
         if options.dedup {
             let progress = self.progress.as_deref();
-            self.sampler.sample_content(snapshot, progress);
+            if self.exact_refusal().is_none() {
+                self.sampler.sample_content(snapshot, progress);
+            } else if !self.sampler.is_captured() {
+                // Without root: the pages each process alone maps, for those memtree may read.
+                self.sampler.sample_content_exclusive(snapshot, progress);
+            } else {
+                self.sampler.sample_content(snapshot, progress);
+            }
         }
     }
 

@@ -133,6 +133,7 @@ pub struct Totals {
     pub duplicated_bytes: Option<u64>,
     pub zero_filled_bytes: Option<u64>,
     pub content_scanned_bytes: Option<u64>,
+    pub dedup_method: Option<String>,
     pub dedup_unavailable: Option<String>,
     pub sums_overflowed: bool,
 }

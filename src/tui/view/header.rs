@@ -101,7 +101,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         Span::raw(format!(" · figures {}", age(app, app.updated_at))),
     ]);
     if app.exact_at.is_some() {
-        status.push(Span::raw(format!(" · exact {}", age(app, app.exact_at))));
+        // Without root the costly pass is the content pass alone: named for what it gave.
+        let exact = app.accounting.as_ref().is_some_and(|a| a.totals.exact_ok().is_some());
+        let pass = if exact { "exact" } else { "content" };
+        status.push(Span::raw(format!(" · {pass} {}", age(app, app.exact_at))));
     }
     let mut lines = vec![Line::from(status)];
     let totals = totals_line(app, theme);

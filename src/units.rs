@@ -88,6 +88,16 @@ pub fn ratio_opt(value: Option<f64>) -> String {
     value.map_or_else(|| NOT_AVAILABLE.to_string(), ratio)
 }
 
+/// `text` cut to `width` characters at its end, for a list whose first items matter most:
+/// `15630 fork_cow, 1563…`.
+pub fn shorten_right(text: &str, width: usize) -> String {
+    if text.chars().count() <= width || width == 0 {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(width - 1).collect();
+    format!("{kept}…")
+}
+
 /// `text` cut to `width` characters from the left, so a path keeps its file name:
 /// `…/libc.so.6`.
 pub fn shorten_left(text: &str, width: usize) -> String {
@@ -230,6 +240,7 @@ mod tests {
         assert_eq!(ratio(4.04), "4.0×");
         assert_eq!(ratio_opt(None), "n/a");
         assert_eq!(shorten_left("/usr/lib/x86_64-linux-gnu/libc.so.6", 11), "…/libc.so.6");
+        assert_eq!(shorten_right("100 fork_cow, 101 fork_cow-w0", 13), "100 fork_cow…");
     }
 
     #[test]

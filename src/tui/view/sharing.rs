@@ -10,7 +10,7 @@ use super::table::{Column, column, fit, fitted_table, flexible, flexible_width, 
 use super::theme::Theme;
 use crate::report::explain;
 use crate::tui::app::{App, View};
-use crate::units::{human_bytes, shorten_left, stripped};
+use crate::units::{human_bytes, shorten_left, shorten_right, stripped};
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let block =
@@ -52,7 +52,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             vec![
                 Cell::from(Line::from(g.members.len().to_string()).right_aligned()),
                 Cell::from(Line::from(human_bytes(g.bytes)).right_aligned()),
-                Cell::from(shorten_left(&stripped(&explain::members(tree, &g.members)), who_width)),
+                Cell::from(shorten_right(
+                    &stripped(&explain::members(tree, &g.members)),
+                    who_width,
+                )),
                 Cell::from(mapped.join(", ")),
             ]
         })

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cli     (the command line; target.rs resolves every command's target)
-//!  └> faces   report (table / json / markdown / compare), tui (the dashboard)
+//!  └> faces   report (table / json / markdown / openmetrics / compare), tui (the dashboard),
+//!             serve (the Prometheus exporter)
 //!      └> runner  (runs a command or a workload, supervises, cleans up)
 //!          └> sampler (the only /proc reader; session.rs is the shared sampler) ──> Snapshot
 //!              └> model   (pure: figures, trees, totals, exact, dedup, peaks) ──> Accounting
@@ -18,5 +19,6 @@ pub mod model;
 pub mod report;
 pub mod runner;
 pub mod sampler;
+pub mod serve;
 pub mod tui;
 pub mod units;

@@ -88,6 +88,27 @@ pub fn ratio_opt(value: Option<f64>) -> String {
     value.map_or_else(|| NOT_AVAILABLE.to_string(), ratio)
 }
 
+/// A duration as `parse_duration` reads it: `500ms`, `15s`, `2m`, `1.5s`.
+pub fn human_duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(60_000) {
+        format!("{}m", ms / 60_000)
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Seconds since the epoch, now.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// `text` cut to `width` characters at its end, for a list whose first items matter most:
 /// `15630 fork_cow, 1563…`.
 pub fn shorten_right(text: &str, width: usize) -> String {
@@ -240,6 +261,10 @@ mod tests {
         assert_eq!(ratio(4.04), "4.0×");
         assert_eq!(ratio_opt(None), "n/a");
         assert_eq!(shorten_left("/usr/lib/x86_64-linux-gnu/libc.so.6", 11), "…/libc.so.6");
+        assert_eq!(human_duration(std::time::Duration::from_millis(250)), "250ms");
+        assert_eq!(human_duration(std::time::Duration::from_secs(15)), "15s");
+        assert_eq!(human_duration(std::time::Duration::from_secs(120)), "2m");
+        assert_eq!(human_duration(std::time::Duration::from_millis(1500)), "1.5s");
         assert_eq!(shorten_right("100 fork_cow, 101 fork_cow-w0", 13), "100 fork_cow…");
     }
 

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 mod report_cmd;
+mod serve_cmd;
 pub mod target;
 mod top_cmd;
 mod workload_cmd;
@@ -61,6 +62,9 @@ pub enum Cmd {
     /// Copy the /proc files of a process tree into a directory, for a bug report or a test
     /// fixture; `report --proc-root DIR` reads it back.
     Capture(CaptureArgs),
+    /// Export the figures to Prometheus: an HTTP server of /metrics (OpenMetrics), per tree or
+    /// per process name. Without a target, the whole machine.
+    Serve(ServeArgs),
 }
 
 /// Which built-in workload a report inspects.
@@ -225,6 +229,56 @@ pub struct CompareArgs {
     pub format: Format,
 }
 
+/// How `serve` groups the processes it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GroupBy {
+    /// One group per process tree (label `group` is the root's name, `root_pid` its pid).
+    Tree,
+    /// One group per process name, whatever the parents (process-exporter's groups).
+    Name,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// The address to serve /metrics on (loopback unless told otherwise).
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9797", value_parser = parse_listen)]
+    pub listen: std::net::SocketAddr,
+    /// One group per process tree or per process name.
+    #[arg(long, value_enum, default_value = "tree")]
+    pub group_by: GroupBy,
+    /// How often to sample (a scrape serves the last sample; processes whose memory did not
+    /// change are not read again).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = units::parse_duration, allow_hyphen_values = true)]
+    pub interval: Duration,
+    /// Physical pages (and page contents) are read no more often than this, and never for more
+    /// than 1 % of a core; their age is exported.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = units::parse_duration, allow_hyphen_values = true)]
+    pub exact_interval: Duration,
+    /// Do not read physical pages even as root (footprints become PSS estimates).
+    #[arg(long)]
+    pub no_exact: bool,
+    /// Do not measure duplicated content.
+    #[arg(long)]
+    pub no_dedup: bool,
+    /// Export at most N groups, the largest first (the rest are counted in
+    /// memtree_groups_omitted).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_groups: u32,
+    /// Also export per-process series (labels pid and name) for the N largest processes by RSS.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub per_process: Option<u32>,
+}
+
+fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    text.parse().map_err(|_| {
+        format!("{text:?} is not an address and port (127.0.0.1:9797, [::1]:9797, 0.0.0.0:9797)")
+    })
+}
+
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
     /// Capture the tree rooted at PID (repeatable).
@@ -243,24 +297,111 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Run(args) => workload_cmd::run(args),
         Cmd::Compare(args) => workload_cmd::compare(args),
         Cmd::Capture(args) => capture_cmd(args),
+        Cmd::Serve(args) => serve_cmd::serve(args),
     }
 }
 
-/// Where a report goes: stdout (coloured on a terminal unless NO_COLOR is set) or a file.
-/// Opened before any work, so a path that cannot be written fails first.
-fn open_output(path: Option<&PathBuf>) -> Result<(io::BufWriter<Box<dyn Write>>, Style)> {
-    Ok(match path {
-        None => {
+/// Where a report goes: stdout (coloured on a terminal unless NO_COLOR is set) or a file,
+/// written whole or not at all: into a temporary file beside it, renamed over it by
+/// [`Output::finish`] (a textfile collector never reads half a report; a failed run leaves the
+/// old file). Opened before any work, so a path that cannot be written fails first.
+pub(crate) struct Output {
+    pub writer: io::BufWriter<Box<dyn Write>>,
+    pub style: Style,
+    /// The temporary file being written, and the regular file it replaces.
+    file: Option<(tempfile::TempPath, PathBuf)>,
+    /// Where the report goes, as messages name it.
+    name: String,
+}
+
+fn shown(path: &std::path::Path) -> String {
+    units::visible(&path.display().to_string()).into_owned()
+}
+
+impl Output {
+    pub fn open(path: Option<&PathBuf>) -> Result<Output> {
+        let Some(path) = path else {
             let color = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            (io::BufWriter::new(Box::new(io::stdout().lock())), Style { color })
+            let writer = io::BufWriter::new(Box::new(io::stdout().lock()) as Box<dyn Write>);
+            return Ok(Output {
+                writer,
+                style: Style { color },
+                file: None,
+                name: "stdout".into(),
+            });
+        };
+        let cannot = |e: &dyn std::fmt::Display| {
+            usage(format!(
+                "cannot write the report to {}: {e}",
+                units::visible(&path.display().to_string())
+            ))
+        };
+        if path.is_dir() {
+            return Err(cannot(&"it is a directory"));
         }
-        Some(path) => {
-            let file = std::fs::File::create(path).map_err(|e| {
-                usage(format!("cannot write the report to {}: {e}", path.display()))
+        // Only a regular file (or a new one) is replaced whole; a device, a FIFO or a terminal
+        // (`/dev/stdout`, `/dev/full`) is written to as it is. A symlink to a regular file is
+        // followed: the file it names is replaced, the link stays.
+        let target = match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                let file =
+                    std::fs::OpenOptions::new().write(true).open(path).map_err(|e| cannot(&e))?;
+                let writer = io::BufWriter::new(Box::new(file) as Box<dyn Write>);
+                return Ok(Output {
+                    writer,
+                    style: Style { color: false },
+                    file: None,
+                    name: shown(path),
+                });
+            }
+            Ok(_) => std::fs::canonicalize(path).map_err(|e| cannot(&e))?,
+            Err(_) => path.clone(),
+        };
+        let dir = match target.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => std::path::Path::new("."),
+        };
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            // The error without the temporary file's name (the user never gave it).
+            .map_err(|e| {
+                let text = e.to_string();
+                cannot(&text.split(" at path \"").next().unwrap_or(&text).to_string())
             })?;
-            (io::BufWriter::new(Box::new(file)), Style { color: false })
+        let (file, temp_path) = temp.into_parts();
+        let writer = io::BufWriter::new(Box::new(file) as Box<dyn Write>);
+        Ok(Output {
+            writer,
+            style: Style { color: false },
+            file: Some((temp_path, target)),
+            name: shown(path),
+        })
+    }
+
+    /// Where the report goes, for a message.
+    pub fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    /// Flushes the report and puts the file in place (readable as a file made by `>` would
+    /// be: 0644 less the umask).
+    pub fn finish(mut self) -> Result<()> {
+        let name = self.name();
+        self.writer.flush().with_context(|| format!("cannot write the report to {name}"))?;
+        if let Some((temp, path)) = self.file.take() {
+            use std::os::unix::fs::PermissionsExt;
+            let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+            nix::sys::stat::umask(mask);
+            let mode = 0o666 & !mask.bits();
+            std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
+                .and_then(|()| temp.persist(&path).map_err(|e| e.error))
+                .with_context(|| format!("cannot write the report to {name}"))?;
         }
-    })
+        Ok(())
+    }
 }
 
 fn sampler_for(proc_root: Option<PathBuf>) -> Result<Sampler> {

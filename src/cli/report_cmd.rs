@@ -9,19 +9,19 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::target::{self, root_error};
-use super::{ReportArgs, open_output, sampler_for, usage};
+use super::{Output, ReportArgs, sampler_for, usage};
 use crate::model::account;
 use crate::report::{self, Meta};
 use crate::runner::command;
 use crate::sampler::{Progress, SampleOptions, Session, session::ProgressFn};
-use crate::units::{human_bytes, visible};
+use crate::units::human_bytes;
 
 pub fn report(args: ReportArgs) -> Result<i32> {
     let sampler = sampler_for(args.proc_root.clone())?;
     let options = SampleOptions { mappings: args.mappings, exact: args.exact, dedup: args.dedup };
     let source = sampler.root().display().to_string();
     let live = !sampler.is_captured();
-    let (mut out, style) = open_output(args.output.as_ref())?;
+    let mut out = Output::open(args.output.as_ref())?;
     let mut resolved = target::resolve(&args.target, &args.workload, &sampler, None)?;
     let roots = match &resolved.watch {
         crate::sampler::Target::Pids(pids) => pids.clone(),
@@ -43,10 +43,9 @@ pub fn report(args: ReportArgs) -> Result<i32> {
         (Arc::unwrap_or_clone(round.accounting), None, 0)
     };
     let meta = Meta { target: resolved.described.clone(), run, source, live };
-    let to = args.output.as_ref().map_or("stdout".to_string(), |p| p.display().to_string());
-    report::write_report(&mut out, args.format, &accounting, &meta, style)
-        .and_then(|()| out.flush())
-        .with_context(|| format!("cannot write the report to {}", visible(&to)))?;
+    report::write_report(&mut out.writer, args.format, &accounting, &meta, out.style)
+        .with_context(|| format!("cannot write the report to {}", out.name()))?;
+    out.finish()?;
     Ok(status)
 }
 

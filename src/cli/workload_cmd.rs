@@ -1,12 +1,13 @@
 //! CLI layer: `memtree run` (one built-in workload, in this process) and `memtree compare`
 //! (the three one after another, each measured by one round of the shared sampler).
 
-use std::io::{self, Write};
+use std::io;
 
 use anyhow::{Context, Result};
 
 use super::target::{DEFAULT_SIZE, DEFAULT_WORKERS, available};
-use super::{CompareArgs, RunArgs, open_output, usage};
+use super::{CompareArgs, Output, RunArgs, usage};
+use crate::report::Format;
 use crate::report::compare::{self, VariantResult};
 use crate::runner::spawn::RunningWorkload;
 use crate::runner::spec::{Spec, Variant, check_memory};
@@ -28,7 +29,13 @@ pub fn run(args: RunArgs) -> Result<i32> {
 }
 
 pub fn compare(args: CompareArgs) -> Result<i32> {
-    let (mut out, style) = open_output(None)?;
+    if args.format == Format::Openmetrics {
+        return Err(usage(
+            "compare has no openmetrics format (its workloads end with it); export a running \
+             tree with `memtree report --format openmetrics` or `memtree serve`",
+        ));
+    }
+    let mut out = Output::open(None)?;
     let sampler = Sampler::live();
     let specs: Vec<Spec> = Variant::ALL
         .iter()
@@ -63,8 +70,8 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
         });
         workload.stop().context("cannot stop the workload")?;
     }
-    compare::write(&mut out, args.format, &results, style)
-        .and_then(|()| out.flush())
+    compare::write(&mut out.writer, args.format, &results, out.style)
         .context("cannot write the comparison to stdout")?;
+    out.finish()?;
     Ok(0)
 }

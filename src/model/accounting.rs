@@ -18,6 +18,9 @@ pub enum Grouping {
     Roots(Vec<u32>),
     /// The whole machine: init alone, and one tree per child of init (and of pid 0: kthreadd).
     Machine,
+    /// One group per process name (the kernel's `comm`, as process-exporter groups), whatever
+    /// their parents; each listed by pid under its lowest one (`serve --group-by name`).
+    Names,
 }
 
 /// How `footprint` was obtained.
@@ -338,6 +341,8 @@ pub struct Accounting {
     pub mappings_by_name: Option<Vec<NameGroup>>,
     /// What is inconsistent in what was read (a ppid cycle in a capture), in words.
     pub notes: Vec<String>,
+    /// The "trees" are groups of processes by name ([`Grouping::Names`]), not trees.
+    pub by_name: bool,
 }
 
 impl Accounting {
@@ -373,6 +378,7 @@ impl Accounting {
             totals: self.totals.clone(),
             mappings_by_name: None,
             notes: self.notes.clone(),
+            by_name: self.by_name,
         }
     }
 
@@ -388,7 +394,11 @@ impl Accounting {
                     row.dedup = old.dedup.clone();
                 }
             }
-            if let Some(old) = earlier.trees.iter().find(|t| t.root_pid == tree.root_pid) {
+            // A tree is its root's; a group of processes by name is that name's.
+            let same = |t: &&Tree| {
+                if self.by_name { t.name == tree.name } else { t.root_pid == tree.root_pid }
+            };
+            if let Some(old) = earlier.trees.iter().find(same) {
                 if let Some(e) = old.totals.exact.clone() {
                     tree.totals.set_exact(e);
                 }
@@ -415,96 +425,14 @@ impl Accounting {
 pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
     let by_pid: HashMap<u32, &ProcessSample> =
         snapshot.processes.iter().map(|p| (p.pid, p)).collect();
-    let roots: Vec<u32> = match grouping {
-        Grouping::Roots(roots) => {
-            let mut seen = HashSet::new();
-            let given: Vec<u32> = roots
-                .iter()
-                .copied()
-                .filter(|r| by_pid.contains_key(r) && seen.insert(*r))
-                .collect();
-            // A root inside another root's tree is part of that tree.
-            let all: HashSet<u32> = given.iter().copied().collect();
-            given
-                .into_iter()
-                .filter(|&r| {
-                    let parent = by_pid[&r].ppid;
-                    parent == r || nearest_root(parent, &by_pid, &all).is_none()
-                })
-                .collect()
-        }
-        Grouping::Machine => {
-            let mut roots: Vec<u32> = snapshot
-                .processes
-                .iter()
-                .filter(|p| p.ppid <= 1 || !by_pid.contains_key(&p.ppid))
-                .map(|p| p.pid)
-                .collect();
-            roots.sort_unstable();
-            roots
-        }
+    let (groups, notes) = match grouping {
+        Grouping::Names => (name_groups(snapshot, &by_pid), Vec::new()),
+        _ => tree_groups(snapshot, grouping, &by_pid),
     };
-    let mut roots = roots;
-    let mut root_set: HashSet<u32> = roots.iter().copied().collect();
-
-    // Each process joins the tree of its nearest ancestor that is a root.
-    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut unassigned = Vec::new();
-    for p in &snapshot.processes {
-        match nearest_root(p.pid, &by_pid, &root_set) {
-            Some(root) => members.entry(root).or_default().push(p.pid),
-            None => unassigned.push(p.pid),
-        }
-    }
-    // On the whole machine every process is in a tree. One whose parents lead round in a
-    // circle (only a hand-made capture can say so) roots a tree, the circle's lowest pid, and
-    // the report says so.
-    let mut notes = Vec::new();
-    while *grouping == Grouping::Machine && !unassigned.is_empty() {
-        let root = *unassigned.iter().min().expect("not empty");
-        notes.push(format!(
-            "Process {root} and its parents name each other as parents (a capture whose stat \
-             files disagree): they are shown as a tree of their own."
-        ));
-        roots.push(root);
-        root_set.insert(root);
-        let mut still = Vec::new();
-        for pid in unassigned {
-            match nearest_root(pid, &by_pid, &root_set) {
-                Some(root) => members.entry(root).or_default().push(pid),
-                None => still.push(pid),
-            }
-        }
-        unassigned = still;
-    }
-    let top_roots: Vec<u32> = roots.into_iter().filter(|r| members.contains_key(r)).collect();
-
-    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
-    for p in &snapshot.processes {
-        children.entry(p.ppid).or_default().push(p.pid);
-    }
-    for list in children.values_mut() {
-        list.sort_unstable();
-    }
-
     let mut ws = Workspace::default();
-    let mut trees: Vec<Tree> = top_roots
-        .iter()
-        .map(|&root| {
-            let in_tree: HashSet<u32> = members[&root].iter().copied().collect();
-            let mut processes = Vec::with_capacity(in_tree.len());
-            let mut stack = vec![(root, 0usize)];
-            while let Some((pid, depth)) = stack.pop() {
-                processes.push(process_row(by_pid[&pid], depth));
-                if let Some(kids) = children.get(&pid) {
-                    for &kid in kids.iter().rev() {
-                        // A pid that is a root of its own tree is not repeated here.
-                        if in_tree.contains(&kid) && kid != root && !root_set.contains(&kid) {
-                            stack.push((kid, depth + 1));
-                        }
-                    }
-                }
-            }
+    let mut trees: Vec<Tree> = groups
+        .into_iter()
+        .map(|(root, mut processes)| {
             let mut totals = Totals::of(processes.iter().map(|p| &p.figures));
             if let Some(table) = &snapshot.pfn_table {
                 let page_size = snapshot.page_size;
@@ -525,7 +453,7 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
         })
         .collect();
 
-    if *grouping == Grouping::Machine {
+    if matches!(grouping, Grouping::Machine | Grouping::Names) {
         trees.sort_by_key(|t| std::cmp::Reverse(t.totals.footprint));
     }
     let mut totals = Totals::of(trees.iter().flat_map(|t| t.processes.iter().map(|p| &p.figures)));
@@ -556,7 +484,130 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
         totals,
         mappings_by_name,
         notes,
+        by_name: *grouping == Grouping::Names,
     }
+}
+
+/// The processes of each tree (depth-first, parents before children, siblings by pid), by
+/// root; and what is inconsistent in the parents read.
+fn tree_groups(
+    snapshot: &Snapshot,
+    grouping: &Grouping,
+    by_pid: &HashMap<u32, &ProcessSample>,
+) -> (Vec<(u32, Vec<ProcessRow>)>, Vec<String>) {
+    let roots: Vec<u32> = match grouping {
+        Grouping::Roots(roots) => {
+            let mut seen = HashSet::new();
+            let given: Vec<u32> = roots
+                .iter()
+                .copied()
+                .filter(|r| by_pid.contains_key(r) && seen.insert(*r))
+                .collect();
+            // A root inside another root's tree is part of that tree.
+            let all: HashSet<u32> = given.iter().copied().collect();
+            given
+                .into_iter()
+                .filter(|&r| {
+                    let parent = by_pid[&r].ppid;
+                    parent == r || nearest_root(parent, by_pid, &all).is_none()
+                })
+                .collect()
+        }
+        Grouping::Machine | Grouping::Names => {
+            let mut roots: Vec<u32> = snapshot
+                .processes
+                .iter()
+                .filter(|p| p.ppid <= 1 || !by_pid.contains_key(&p.ppid))
+                .map(|p| p.pid)
+                .collect();
+            roots.sort_unstable();
+            roots
+        }
+    };
+    let mut roots = roots;
+    let mut root_set: HashSet<u32> = roots.iter().copied().collect();
+
+    // Each process joins the tree of its nearest ancestor that is a root.
+    let mut members: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut unassigned = Vec::new();
+    for p in &snapshot.processes {
+        match nearest_root(p.pid, by_pid, &root_set) {
+            Some(root) => members.entry(root).or_default().push(p.pid),
+            None => unassigned.push(p.pid),
+        }
+    }
+    // On the whole machine every process is in a tree. One whose parents lead round in a
+    // circle (only a hand-made capture can say so) roots a tree, the circle's lowest pid, and
+    // the report says so.
+    let mut notes = Vec::new();
+    while *grouping == Grouping::Machine && !unassigned.is_empty() {
+        let root = *unassigned.iter().min().expect("not empty");
+        notes.push(format!(
+            "Process {root} and its parents name each other as parents (a capture whose stat \
+             files disagree): they are shown as a tree of their own."
+        ));
+        roots.push(root);
+        root_set.insert(root);
+        let mut still = Vec::new();
+        for pid in unassigned {
+            match nearest_root(pid, by_pid, &root_set) {
+                Some(root) => members.entry(root).or_default().push(pid),
+                None => still.push(pid),
+            }
+        }
+        unassigned = still;
+    }
+    let top_roots: Vec<u32> = roots.into_iter().filter(|r| members.contains_key(r)).collect();
+
+    let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+    for p in &snapshot.processes {
+        children.entry(p.ppid).or_default().push(p.pid);
+    }
+    for list in children.values_mut() {
+        list.sort_unstable();
+    }
+
+    let groups = top_roots
+        .iter()
+        .map(|&root| {
+            let in_tree: HashSet<u32> = members[&root].iter().copied().collect();
+            let mut processes = Vec::with_capacity(in_tree.len());
+            let mut stack = vec![(root, 0usize)];
+            while let Some((pid, depth)) = stack.pop() {
+                processes.push(process_row(by_pid[&pid], depth));
+                if let Some(kids) = children.get(&pid) {
+                    for &kid in kids.iter().rev() {
+                        // A pid that is a root of its own tree is not repeated here.
+                        if in_tree.contains(&kid) && kid != root && !root_set.contains(&kid) {
+                            stack.push((kid, depth + 1));
+                        }
+                    }
+                }
+            }
+            (root, processes)
+        })
+        .collect();
+    (groups, notes)
+}
+
+/// The processes of each name (process-exporter's groups: the kernel's `comm`), by pid, under
+/// the lowest pid of the name.
+fn name_groups(
+    snapshot: &Snapshot,
+    by_pid: &HashMap<u32, &ProcessSample>,
+) -> Vec<(u32, Vec<ProcessRow>)> {
+    let mut by_name: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for p in &snapshot.processes {
+        by_name.entry(p.name.as_str()).or_default().push(p.pid);
+    }
+    by_name
+        .into_values()
+        .map(|mut pids| {
+            pids.sort_unstable();
+            let rows = pids.iter().map(|pid| process_row(by_pid[pid], 0)).collect();
+            (pids[0], rows)
+        })
+        .collect()
 }
 
 /// The exact figures of the processes in `rows`, each row given its own.

@@ -89,6 +89,7 @@ pub fn write(
     match format {
         Format::Json => write_json(out, results),
         Format::Table | Format::Markdown => write_text(out, format, results, style),
+        Format::Openmetrics => Err(io::Error::other("compare has no openmetrics format")),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod compare;
 pub mod explain;
 pub mod grid;
 pub mod json;
+pub mod openmetrics;
 pub mod text;
 
 use std::io::{self, Write};
@@ -24,6 +25,9 @@ pub enum Format {
     Json,
     /// The tables as GitHub-flavoured markdown, for bug reports.
     Markdown,
+    /// OpenMetrics text for Prometheus (node_exporter's textfile collector; `memtree serve`
+    /// exports the same series over HTTP).
+    Openmetrics,
 }
 
 /// What was inspected, as the report names it.
@@ -88,5 +92,12 @@ pub fn write_report(
         Format::Table => text::write_table(out, accounting, meta, style),
         Format::Markdown => text::write_markdown(out, accounting, meta),
         Format::Json => json::write_json(out, accounting, meta),
+        Format::Openmetrics => {
+            let exposition = openmetrics::Exposition {
+                ages: openmetrics::ages(accounting, crate::units::unix_now()),
+                ..Default::default()
+            };
+            out.write_all(openmetrics::openmetrics(accounting, &exposition).as_bytes())
+        }
     }
 }

@@ -27,7 +27,7 @@ use super::signals;
 use crate::model::Snapshot;
 use crate::model::accounting::Peak;
 use crate::model::peak::PeakTracker;
-use crate::sampler::Session;
+use crate::sampler::{Sampler, Session};
 
 /// How a `report -- CMD` run ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,7 +93,7 @@ pub fn follow(
             break;
         }
         if let Some(signal) = signals::take() {
-            forward(signal, session);
+            forward(signal, session.sampler());
         }
         // Never spend more than half of one core sampling: wait at least as long as a
         // sample took.
@@ -104,7 +104,7 @@ pub fn follow(
     }
     // `child` is never waited through std: waitpid above reaped it.
     drop(child);
-    stop_leftovers(session);
+    stop_leftovers(session.sampler());
     let (exit_code, signal) = match status {
         Some(WaitStatus::Exited(_, code)) => (Some(code), None),
         Some(WaitStatus::Signaled(_, signal, _)) => (None, Some(signal as i32)),
@@ -128,10 +128,10 @@ pub fn follow(
 }
 
 /// Sends `signal` to the processes of the followed tree it should reach (module docs).
-fn forward(signal: Signal, session: &Session) {
+pub fn forward(signal: Signal, sampler: &Sampler) {
     let me = std::process::id();
     let group = nix::unistd::getpgrp();
-    let Ok(tree) = session.sampler().descendants(&[me]) else { return };
+    let Ok(tree) = sampler.descendants(&[me]) else { return };
     for info in tree.iter().filter(|p| p.pid != me) {
         let pid = Pid::from_raw(info.pid as i32);
         let reached_by_terminal = matches!(signal, Signal::SIGINT | Signal::SIGQUIT)
@@ -142,12 +142,12 @@ fn forward(signal: Signal, session: &Session) {
     }
 }
 
-/// Stops what is left of the tree once CMD has exited: SIGTERM, SIGKILL after 2 s, reaped.
-fn stop_leftovers(session: &Session) {
+/// Stops what is left of the tree once CMD has exited (or memtree is asked to end): SIGTERM,
+/// SIGKILL after 2 s, reaped.
+pub fn stop_leftovers(sampler: &Sampler) {
     let me = std::process::id();
-    let left = |session: &Session| -> Vec<Pid> {
-        session
-            .sampler()
+    let left = |sampler: &Sampler| -> Vec<Pid> {
+        sampler
             .descendants(&[me])
             .unwrap_or_default()
             .iter()
@@ -155,7 +155,7 @@ fn stop_leftovers(session: &Session) {
             .map(|p| Pid::from_raw(p.pid as i32))
             .collect()
     };
-    let mut pids = left(session);
+    let mut pids = left(sampler);
     if pids.is_empty() {
         let _ = reap(0);
         return;
@@ -167,12 +167,12 @@ fn stop_leftovers(session: &Session) {
     while !pids.is_empty() && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(20));
         let _ = reap(0);
-        pids = left(session);
+        pids = left(sampler);
     }
     for &pid in &pids {
         let _ = kill(pid, Signal::SIGKILL);
     }
-    while !left(session).is_empty() && Instant::now() < deadline + Duration::from_secs(2) {
+    while !left(sampler).is_empty() && Instant::now() < deadline + Duration::from_secs(2) {
         thread::sleep(Duration::from_millis(10));
         let _ = reap(0);
     }
@@ -183,17 +183,37 @@ fn stop_leftovers(session: &Session) {
 /// the screen), memtree a child subreaper (so the command's orphans stay in its tree), and the
 /// command sent SIGTERM if memtree dies.
 pub fn spawn_quiet(argv: &[String]) -> io::Result<std::process::Child> {
+    spawn_watched(argv, true)
+}
+
+/// Starts `argv` for a face that watches it for as long as it runs (`serve -- CMD`: its stdio
+/// is memtree's, unless `quiet`), as [`spawn_quiet`] does otherwise. Its status is
+/// [`exited`]'s; what is left of its tree, [`stop_leftovers`]'.
+pub fn spawn_watched(argv: &[String], quiet: bool) -> io::Result<std::process::Child> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given after --"))?;
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
     let mut cmd = Command::new(program);
-    cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    cmd.args(args);
+    if quiet {
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+    }
     // SAFETY: prctl is async-signal-safe: the command dies with memtree.
     unsafe {
         cmd.pre_exec(|| set_pdeathsig(Signal::SIGTERM).map_err(io::Error::from));
     }
     cmd.spawn()
+}
+
+/// Reaps memtree's exited children; `pid`'s exit status (128 + the signal that ended it) once
+/// it has exited.
+pub fn exited(pid: u32) -> Option<i32> {
+    match reap(pid)? {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),
+        _ => Some(1),
+    }
 }
 
 /// Reaps every exited child (orphans re-parented to memtree included) and returns CMD's

@@ -52,7 +52,7 @@ pub struct Cadence {
     /// …nor than this many times the CPU time the last exact pass took (100: at most ~1 % of
     /// a core)…
     pub exact_budget: u32,
-    /// …and at least this often, changed or not.
+    /// …and, within that budget, at least this often, changed or not.
     pub exact_full_every: Duration,
     /// A process's rollup (a walk of its page tables under its mmap lock, during which it
     /// cannot map or unmap memory) is read again no sooner than this many times what its
@@ -223,6 +223,8 @@ pub struct Session {
     last_accounting: Option<Arc<Accounting>>,
     /// The last paced discovery found other processes than the round before.
     membership_changed: bool,
+    /// Group the processes by name instead of by tree.
+    by_name: bool,
 }
 
 impl Session {
@@ -247,12 +249,19 @@ impl Session {
             membership: Membership::default(),
             last_accounting: None,
             membership_changed: true,
+            by_name: false,
         }
     }
 
     /// Reads on `cadence` instead of everything at every round.
     pub fn with_cadence(mut self, cadence: Cadence) -> Session {
         self.cadence = Some(cadence);
+        self
+    }
+
+    /// Groups the target's processes by name ([`Grouping::Names`]) instead of into trees.
+    pub fn grouped_by_name(mut self) -> Session {
+        self.by_name = true;
         self
     }
 
@@ -325,6 +334,9 @@ impl Session {
 
     /// How the processes of `snapshot` group into the target's trees.
     pub fn grouping(&self, snapshot: &Snapshot) -> Grouping {
+        if self.by_name {
+            return Grouping::Names;
+        }
         let present: HashSet<u32> = snapshot.processes.iter().map(|p| p.pid).collect();
         match &self.target {
             Target::Machine => Grouping::Machine,
@@ -703,7 +715,9 @@ impl Session {
         let exact_due = (self.options.exact || self.options.dedup)
             && self.last_exact.as_ref().is_none_or(|(when, _)| {
                 let age = at.duration_since(*when);
-                age >= cadence.exact_full_every || (changed && age >= spacing)
+                // The budget holds even for the periodic refresh (a 200 GB process is not
+                // walked every five minutes if a walk takes 4 s).
+                age >= spacing && (changed || age >= cadence.exact_full_every)
             });
         let (read, reused) = (fresh.len(), processes.len() - fresh.len());
         // Nothing moved: the last round's accounting again, nothing read, copied or rebuilt.

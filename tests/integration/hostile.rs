@@ -302,6 +302,24 @@ fn write_errors_name_the_file_and_workload_errors_are_one_line() {
     assert!(!out.status.success());
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("/dev/full"), "{stderr}");
+    // A device is written to, never replaced by a file (the report is replaced whole only
+    // where it is a regular file).
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::metadata("/dev/full").unwrap().file_type().is_char_device());
+    // A symlink to a report is followed: the file it names is replaced, the link stays.
+    let dir = tempfile::tempdir().unwrap();
+    let (real, link) = (dir.path().join("real.json"), dir.path().join("link.json"));
+    fs::write(&real, "old").unwrap();
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = memtree()
+        .args(["report", "--pid", "1", "--format", "json", "-o"])
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(fs::read_to_string(&real).unwrap().contains("memtree.report/v1"));
+    assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "no temporary file left");
     let out = memtree()
         .args(["report", "--workload", "fork", "--size", "100TiB", "--force"])
         .output()

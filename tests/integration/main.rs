@@ -9,6 +9,7 @@ mod fixtures;
 mod golden;
 mod hostile;
 mod live;
+mod metrics;
 mod privilege;
 mod python;
 mod scale;

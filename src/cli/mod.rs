@@ -65,6 +65,13 @@ pub enum Cmd {
     /// Export the figures to Prometheus: an HTTP server of /metrics (OpenMetrics), per tree or
     /// per process name. Without a target, the whole machine.
     Serve(ServeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print memtree's man page (roff) to stdout: `memtree man > ~/.local/share/man/man1/memtree.1`.
+    Man,
 }
 
 /// Which built-in workload a report inspects.
@@ -298,6 +305,22 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Compare(args) => workload_cmd::compare(args),
         Cmd::Capture(args) => capture_cmd(args),
         Cmd::Serve(args) => serve_cmd::serve(args),
+        Cmd::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = io::stdout().lock();
+            clap_complete::generate(shell, &mut command, "memtree", &mut out);
+            out.flush().context("cannot write the completions to stdout")?;
+            Ok(0)
+        }
+        Cmd::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut out = io::stdout().lock();
+            clap_mangen::Man::new(command)
+                .render(&mut out)
+                .and_then(|()| out.flush())
+                .context("cannot write the man page to stdout")?;
+            Ok(0)
+        }
     }
 }
 
@@ -386,16 +409,26 @@ impl Output {
         self.name.clone()
     }
 
-    /// Flushes the report and puts the file in place (readable as a file made by `>` would
-    /// be: 0644 less the umask).
+    /// Flushes the report and puts the file in place.
     pub fn finish(mut self) -> Result<()> {
         let name = self.name();
         self.writer.flush().with_context(|| format!("cannot write the report to {name}"))?;
         if let Some((temp, path)) = self.file.take() {
-            use std::os::unix::fs::PermissionsExt;
-            let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
-            nix::sys::stat::umask(mask);
-            let mode = 0o666 & !mask.bits();
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            // A file replaced keeps its mode and, where memtree may, its owner (a 0640 file
+            // for node_exporter's group stays one); a new one is made as `>` would make it.
+            let old = std::fs::metadata(&path).ok();
+            let mode = match &old {
+                Some(meta) => meta.mode() & 0o7777,
+                None => {
+                    let mask = nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+                    nix::sys::stat::umask(mask);
+                    0o666 & !mask.bits()
+                }
+            };
+            if let Some(meta) = &old {
+                let _ = std::os::unix::fs::chown(&temp, Some(meta.uid()), Some(meta.gid()));
+            }
             std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode))
                 .and_then(|()| temp.persist(&path).map_err(|e| e.error))
                 .with_context(|| format!("cannot write the report to {name}"))?;

@@ -19,6 +19,8 @@ const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// Every process is read in full, changed or not, at least this often; and the costly passes
 /// run at least this often unless their budget says otherwise.
 const FULL_EVERY: Duration = Duration::from_secs(300);
+/// How long a signal may wait for the loop before it ends memtree anyway.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(3);
 
 pub fn serve(args: ServeArgs) -> Result<i32> {
     let sampler = Sampler::live();
@@ -28,10 +30,13 @@ pub fn serve(args: ServeArgs) -> Result<i32> {
     let no_target = t.pids.is_empty() && !t.all && t.workload.is_none() && t.command.is_empty();
     let target_args = if no_target { &everything } else { t };
     // Listen before anything starts, so a taken address leaves nothing behind.
-    let server = tiny_http::Server::http(args.listen).map_err(|e| {
+    let server = serve::listen(args.listen).map_err(|e| {
         usage(format!("cannot listen on {}: {}", args.listen, visible(&e.to_string())))
     })?;
     signals::catch().context("cannot catch signals")?;
+    // If a signal is not taken within the grace (memtree stuck in a first round over the
+    // whole machine's pages), it ends memtree as it would have; what it started dies with it.
+    let _watchdog = signals::Watchdog::start(WATCHDOG_GRACE);
     let mut resolved = target::resolve(target_args, &args.workload, &sampler, None)?;
     let roots = match &resolved.watch {
         crate::sampler::Target::Pids(pids) => pids.clone(),
@@ -64,7 +69,16 @@ pub fn serve(args: ServeArgs) -> Result<i32> {
     if args.group_by == GroupBy::Name {
         session = session.grouped_by_name();
     }
-    let first = session.round().map_err(|e| root_error(e, &roots))?;
+    let first = match session.round() {
+        Ok(round) => round,
+        Err(e) => {
+            if child.is_some() {
+                command::forward(nix::sys::signal::Signal::SIGTERM, &sampler);
+                command::stop_leftovers(&sampler);
+            }
+            return Err(root_error(e, &roots));
+        }
+    };
     let what = match args.group_by {
         GroupBy::Tree => "a group per tree",
         GroupBy::Name => "a group per process name",

@@ -142,13 +142,13 @@ impl Level {
             exclusive: bytes(
                 "exclusive",
                 format!(
-                    "Int of {of} that no process outside it maps: what stopping it frees (needs root)"
+                    "Bytes of {of} that no process outside it maps: what stopping it frees (needs root)"
                 ),
             ),
             duplicated: bytes(
                 "duplicated",
                 format!(
-                    "Int of {of} whose content another page of it holds too: identical copies \
+                    "Bytes of {of} whose content another page of it holds too: identical copies \
                      (method frames as root, exclusive_pages without)"
                 ),
             ),
@@ -156,7 +156,7 @@ impl Level {
         };
         registry.register(
             format!("{prefix}processes"),
-            format!("Processes of {of}, readable or not"),
+            format!("Processes in {of}, readable or not"),
             level.processes.clone(),
         );
         registry.register(
@@ -268,7 +268,7 @@ fn registry(accounting: &Accounting, exposition: &Exposition) -> Registry {
         duration.set(seconds);
         registry.register_with_unit(
             "scrape_duration",
-            "Wall time of the sampling round whose figures are served",
+            "Wall time memtree took to collect the figures served (the sampling round behind this scrape; a scrape itself only encodes them)",
             Unit::Seconds,
             duration,
         );
@@ -295,7 +295,7 @@ fn per_process(registry: &mut Registry, accounting: &Accounting, cap: usize) {
     let swap_family = bytes("swap", "Swap of one process");
     let duplicated_family = bytes(
         "duplicated",
-        "Int of one process whose content an earlier process of its group holds too",
+        "Bytes of one process whose content an earlier process of its group holds too",
     );
     let mut rows: Vec<(&Tree, &ProcessRow)> =
         accounting.trees.iter().flat_map(|t| t.processes.iter().map(move |p| (t, p))).collect();

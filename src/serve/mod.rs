@@ -16,6 +16,21 @@ use std::time::{Duration, Instant};
 use crate::report::openmetrics::{self, Exposition};
 use crate::sampler::{Round, Session};
 
+/// How long a connection may take to send a request or to take an answer: a client that
+/// stops reading (or never sends) holds a thread that long at most.
+const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Listens on `address`, with [`SOCKET_TIMEOUT`] on every connection (set on the listening
+/// socket, whose timeouts Linux gives each socket it accepts; tiny_http sets none).
+pub fn listen(address: std::net::SocketAddr) -> std::io::Result<tiny_http::Server> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let listener = std::net::TcpListener::bind(address)?;
+    let timeout = nix::sys::time::TimeVal::new(SOCKET_TIMEOUT.as_secs() as _, 0);
+    setsockopt(&listener, sockopt::SendTimeout, &timeout)?;
+    setsockopt(&listener, sockopt::ReceiveTimeout, &timeout)?;
+    tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)
+}
+
 /// What `serve` exports, besides the target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Options {
@@ -90,13 +105,20 @@ pub fn serve(
             Ok(None) => continue,
             Err(_) => break Ended::Stopped,
         };
+        // Each answer is written by a thread of its own, so a client that does not read
+        // cannot stall the loop; its socket's write timeout ([`listen`]) ends that thread.
         // The round is taken out (an Arc) and encoded without holding the lock.
         let round = latest.lock().expect("the sampler thread does not panic holding it").clone();
-        let page = answer(&request, &round, exact_asked, dedup_asked, options);
-        let _ = request.respond(page);
+        let options = options.clone();
+        let _ = std::thread::Builder::new().name("memtree-scrape".into()).spawn(move || {
+            let page = answer(&request, &round, exact_asked, dedup_asked, &options);
+            let _ = request.respond(page);
+        });
     };
+    // The sampling thread is not waited for: a round of the whole machine's pages can take
+    // seconds, and nothing it holds outlives memtree.
     quit.store(true, Ordering::SeqCst);
-    let _ = sampler_thread.join();
+    drop(sampler_thread);
     ended
 }
 
@@ -112,6 +134,28 @@ fn sleep_until(deadline: Instant, quit: &AtomicBool) -> bool {
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
     }
+}
+
+/// Whether an `Accept` header asks for OpenMetrics text 1.0.0 (or any version): a media range
+/// `application/openmetrics-text` whose `q` is not 0.
+fn accepts_openmetrics(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("");
+        if !media.eq_ignore_ascii_case("application/openmetrics-text") {
+            return false;
+        }
+        let mut q = 1.0;
+        let mut version_ok = true;
+        for param in parts {
+            match param.split_once('=').map(|(k, v)| (k.trim(), v.trim())) {
+                Some((k, v)) if k.eq_ignore_ascii_case("q") => q = v.parse().unwrap_or(0.0),
+                Some((k, v)) if k.eq_ignore_ascii_case("version") => version_ok = v == "1.0.0",
+                _ => {}
+            }
+        }
+        q > 0.0 && version_ok
+    })
 }
 
 type Page = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
@@ -170,9 +214,11 @@ fn answer(
         round_seconds: Some(round.cost.as_secs_f64()),
         ages,
     };
-    let wants_openmetrics = request.headers().iter().any(|h| {
-        h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text")
-    });
+    let wants_openmetrics = request
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Accept"))
+        .any(|h| accepts_openmetrics(h.value.as_str()));
     let (body, content_type) = if wants_openmetrics {
         (
             openmetrics::openmetrics(&round.accounting, &exposition),
@@ -185,4 +231,23 @@ fn answer(
         )
     };
     tiny_http::Response::from_string(body).with_header(header("Content-Type", content_type))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_openmetrics;
+
+    #[test]
+    fn openmetrics_is_served_only_to_who_asks_for_it() {
+        // What Prometheus 2.42 sends.
+        assert!(accepts_openmetrics(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+             version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        ));
+        assert!(accepts_openmetrics("application/openmetrics-text"));
+        assert!(!accepts_openmetrics("*/*"));
+        assert!(!accepts_openmetrics("text/plain;version=0.0.4"));
+        assert!(!accepts_openmetrics("application/openmetrics-text; q=0"));
+        assert!(!accepts_openmetrics("application/openmetrics-text;version=0.0.1"));
+    }
 }

@@ -252,6 +252,17 @@ fn promtool_accepts_the_served_and_the_textfile_output() {
     let names: Vec<_> =
         std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(names, ["memtree.prom"]);
+    // Written again, the file keeps the mode it was given (0640 for node_exporter's group).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = memtree()
+        .args(["report", "--format", "openmetrics", "--pid", &parent, "-o"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o640);
+    let textfile = std::fs::read_to_string(&file).unwrap();
     // A failed report leaves the last good file as it was.
     let out = memtree()
         .args(["report", "--format", "openmetrics", "--pid", "999999999", "-o"])
@@ -391,4 +402,26 @@ fn unprivileged_serve_exports_estimates_and_no_exact_series() {
     );
     assert!(duplicated < 2.0 * 1024.0 * 1024.0, "{duplicated}");
     assert_eq!(served.stop(Signal::SIGTERM).code(), Some(0));
+}
+
+#[test]
+fn a_client_that_never_reads_stalls_neither_scrapes_nor_the_exit() {
+    let (mut served, port) = serve(&["--workload", "fork", "--size", "8MiB", "--workers", "1"]);
+    // Thousands of pipelined scrapes on one connection, never read: megabytes of answers
+    // that the socket cannot take.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+    let requests = "GET /metrics HTTP/1.1\r\nHost: memtree\r\n\r\n".repeat(3000);
+    let _ = slow.write_all(requests.as_bytes());
+    std::thread::sleep(Duration::from_millis(500));
+    // Another scraper is still answered…
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(get(port, "/metrics", None).0);
+    });
+    let metrics = rx.recv_timeout(Duration::from_secs(15)).expect("a scrape was answered");
+    assert_eq!(value(&metrics, "memtree_target_processes"), 2.0);
+    // …and SIGTERM still ends the exporter, with its workload.
+    assert_eq!(served.stop(Signal::SIGTERM).code(), Some(0));
+    drop(slow);
 }

@@ -102,6 +102,11 @@ pub fn human_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// `n` and the noun in the number it takes: `1 worker`, `3 workers`, `0 trees`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Seconds since the epoch, now.
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
@@ -261,6 +266,8 @@ mod tests {
         assert_eq!(ratio(4.04), "4.0×");
         assert_eq!(ratio_opt(None), "n/a");
         assert_eq!(shorten_left("/usr/lib/x86_64-linux-gnu/libc.so.6", 11), "…/libc.so.6");
+        assert_eq!(count(1, "tree", "trees"), "1 tree");
+        assert_eq!(count(3, "worker", "workers"), "3 workers");
         assert_eq!(human_duration(std::time::Duration::from_millis(250)), "250ms");
         assert_eq!(human_duration(std::time::Duration::from_secs(15)), "15s");
         assert_eq!(human_duration(std::time::Duration::from_secs(120)), "2m");

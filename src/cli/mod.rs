@@ -43,6 +43,32 @@ pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
 pub struct Cli {
     #[command(subcommand)]
     pub command: Cmd,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, or never.
+    #[arg(long, global = true, value_enum, default_value = "auto", value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// When memtree colours its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless the NO_COLOR environment variable is set.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+static COLOR: std::sync::OnceLock<ColorChoice> = std::sync::OnceLock::new();
+
+/// Whether output going to a terminal (`terminal`) or not is coloured, by `--color` and
+/// `NO_COLOR` (https://no-color.org: set and not empty).
+pub(crate) fn colored(terminal: bool) -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    match COLOR.get().copied().unwrap_or_default() {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => terminal && !no_color,
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -92,11 +118,13 @@ pub struct TargetArgs {
     /// Report every process on the machine, grouped by tree.
     #[arg(long, conflicts_with = "pids")]
     pub all: bool,
-    /// Start a built-in workload, report it once every worker holds its data, and stop it
-    /// (see `memtree run`; sized by --size, --workers, --touch).
+    /// Start a built-in workload, look at it once every worker holds its data, and stop it at
+    /// the end (see `memtree run`; sized by --size, --workers, --touch).
     #[arg(long, value_enum, value_name = "VARIANT", conflicts_with_all = ["pids", "all"])]
     pub workload: Option<WorkloadChoice>,
-    /// Run CMD, follow its tree until it exits, and report the tree at its peak footprint.
+    /// Run CMD and follow its tree: `report` prints the tree at its peak footprint once CMD
+    /// exits (with CMD's status); `top` shows it live (CMD's output discarded, CMD stopped when
+    /// the dashboard quits); `serve` exports it until CMD exits.
     #[arg(last = true, value_name = "CMD", conflicts_with_all = ["pids", "all", "workload"])]
     pub command: Vec<String>,
 }
@@ -298,6 +326,7 @@ pub struct CaptureArgs {
 
 /// Runs a parsed command line; returns the process exit status.
 pub fn run(cli: Cli) -> Result<i32> {
+    let _ = COLOR.set(cli.color);
     match cli.command {
         Cmd::Top(args) => top_cmd::top(args),
         Cmd::Report(args) => report_cmd::report(args),
@@ -324,7 +353,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Where a report goes: stdout (coloured on a terminal unless NO_COLOR is set) or a file,
+/// Where a report goes: stdout (coloured as [`colored`] says) or a file (never coloured),
 /// written whole or not at all: into a temporary file beside it, renamed over it by
 /// [`Output::finish`] (a textfile collector never reads half a report; a failed run leaves the
 /// old file). Opened before any work, so a path that cannot be written fails first.
@@ -337,6 +366,14 @@ pub(crate) struct Output {
     name: String,
 }
 
+/// The width of the terminal stdout is, or 80 when it is not one.
+fn terminal_width() -> usize {
+    if !io::stdout().is_terminal() {
+        return 80;
+    }
+    crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w).max(40))
+}
+
 fn shown(path: &std::path::Path) -> String {
     units::visible(&path.display().to_string()).into_owned()
 }
@@ -344,11 +381,11 @@ fn shown(path: &std::path::Path) -> String {
 impl Output {
     pub fn open(path: Option<&PathBuf>) -> Result<Output> {
         let Some(path) = path else {
-            let color = io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let color = colored(io::stdout().is_terminal());
             let writer = io::BufWriter::new(Box::new(io::stdout().lock()) as Box<dyn Write>);
             return Ok(Output {
                 writer,
-                style: Style { color },
+                style: Style { color, width: terminal_width() },
                 file: None,
                 name: "stdout".into(),
             });
@@ -372,7 +409,7 @@ impl Output {
                 let writer = io::BufWriter::new(Box::new(file) as Box<dyn Write>);
                 return Ok(Output {
                     writer,
-                    style: Style { color: false },
+                    style: Style::default(),
                     file: None,
                     name: shown(path),
                 });
@@ -398,7 +435,7 @@ impl Output {
         let writer = io::BufWriter::new(Box::new(file) as Box<dyn Write>);
         Ok(Output {
             writer,
-            style: Style { color: false },
+            style: Style::default(),
             file: Some((temp_path, target)),
             name: shown(path),
         })
@@ -455,6 +492,10 @@ fn capture_cmd(args: CaptureArgs) -> Result<i32> {
         sampler.descendants(&args.pids).map_err(|e| target::root_error(e, &args.pids))?;
     let count = capture::capture(&sampler, &processes, &args.out)
         .with_context(|| format!("cannot write the capture to {}", args.out.display()))?;
-    eprintln!("memtree: captured {count} processes into {}", args.out.display());
+    eprintln!(
+        "memtree: captured {} into {}",
+        units::count(count, "process", "processes"),
+        units::visible(&args.out.display().to_string())
+    );
     Ok(0)
 }

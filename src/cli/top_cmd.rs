@@ -24,10 +24,10 @@ const MIN_INTERVAL: Duration = Duration::from_millis(100);
 fn describe(specs: &[Spec]) -> String {
     let names: Vec<&str> = specs.iter().map(|s| s.variant.as_str()).collect();
     format!(
-        "workload {} ({} × {} workers)",
+        "workload {} ({} × {})",
         names.join(" + "),
         human_bytes(specs[0].size_bytes),
-        specs[0].workers
+        crate::units::count(specs[0].workers, "worker", "workers")
     )
 }
 
@@ -51,6 +51,12 @@ pub fn top(args: TopArgs) -> Result<i32> {
              targets, --format json)",
         ));
     }
+    if std::env::var("TERM").is_ok_and(|t| t == "dumb") {
+        return Err(usage(
+            "memtree top needs a terminal that can move its cursor, and TERM=dumb says this one \
+             cannot; use `memtree report` (same targets), or `watch -n 1 memtree report …`",
+        ));
+    }
     let sampler = Sampler::live();
     let demo = Some((DEMO_SIZE, DEMO_WORKERS));
     let mut resolved = target::resolve(&args.target, &args.workload, &sampler, demo)?;
@@ -71,8 +77,12 @@ pub fn top(args: TopArgs) -> Result<i32> {
     let interval = args.interval.max(MIN_INTERVAL);
     let session = Session::new(sampler, resolved.watch.clone(), options)
         .with_cadence(Cadence::every(interval));
-    let color = std::env::var_os("NO_COLOR").is_none();
+    let color = super::colored(true);
     let mut app = App::new(title(&resolved.described), interval, color);
+    if let Target::Workload(specs) = &resolved.described {
+        app.workloads =
+            resolved.workloads.iter().map(|w| w.root).zip(specs.iter().copied()).collect();
+    }
     if !privileged && !args.no_exact {
         app.exact_note = Some(
             "Exact figures need root (CAP_SYS_ADMIN): footprints are PSS estimates.".to_string(),

@@ -10,8 +10,8 @@ use super::grid::{Align, Grid};
 use super::json::TotalsJson;
 use super::{Format, Style};
 use crate::model::Accounting;
-use crate::runner::spec::{Spec, Variant};
-use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio, ratio_opt, utc_timestamp};
+use crate::runner::spec::Spec;
+use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio_opt, utc_timestamp};
 
 pub const SCHEMA: &str = "memtree.compare/v1";
 
@@ -33,50 +33,14 @@ impl VariantResult {
 
     /// One sentence, from the numbers.
     pub fn verdict(&self) -> String {
-        let t = &self.accounting.totals;
-        let size = human_bytes(self.spec.size_bytes);
-        let processes = t.readable();
-        let (Some(copies), Some(rss), Some(footprint), Some(overcount)) =
-            (self.copies(), t.rss_sum, t.footprint, t.overcount)
-        else {
-            return "not measured: the workload's processes could not be read".to_string();
-        };
-        let how = match self.spec.variant {
-            Variant::Fork => "inherited copy-on-write",
-            Variant::Serialize => "sent through pipes",
-            Variant::Shared => "in one shared-memory segment",
-        };
-        let holding = if copies < 1.5 {
-            format!("one copy of the {size} ({how}) serves all {processes} processes")
-        } else {
-            format!(
-                "{copies:.1} copies of the {size} ({how}): every worker holds its own, \
-                 {} in all",
-                human_bytes(footprint)
-            )
-        };
-        let mut sentence = String::new();
-        let mut chars = holding.chars();
-        if let Some(first) = chars.next() {
-            sentence.extend(first.to_uppercase());
-            sentence.push_str(chars.as_str());
+        let sentence = super::explain::variant_verdict(&self.spec, &self.accounting.totals, true);
+        let mut chars = sentence.chars();
+        let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+        out.push_str(chars.as_str());
+        if self.accounting.totals.footprint.is_some() {
+            out.push_str(&format!("; hand-off {:.2} s.", self.handoff_seconds));
         }
-        let duplicated = match t.dedup_ok() {
-            Some(d) if d.total.duplicated > 0 => format!(
-                "; {} of it is identical content that could be shared",
-                human_bytes(d.total.duplicated)
-            ),
-            Some(_) => "; nothing is duplicated".to_string(),
-            None => String::new(),
-        };
-        format!(
-            "{sentence}; a monitor shows {} ({} the {} really used){duplicated}; \
-             hand-off {:.2} s.",
-            human_bytes(rss),
-            ratio(overcount),
-            human_bytes(footprint),
-            self.handoff_seconds,
-        )
+        out
     }
 }
 
@@ -100,9 +64,9 @@ const NOT_MEASURED_NOTE: &str = "DUPLICATED (identical content held more than on
 fn title(results: &[VariantResult]) -> String {
     let Some(first) = results.first() else { return "memtree compare".into() };
     format!(
-        "memtree compare: {} of pseudo-random data, {} workers, touch {}, {}",
+        "memtree compare: {} of pseudo-random data, {}, touch {}, {}",
         human_bytes(first.spec.size_bytes),
-        first.spec.workers,
+        crate::units::count(first.spec.workers, "worker", "workers"),
         first.spec.touch,
         utc_timestamp(first.accounting.taken_at_unix)
     )

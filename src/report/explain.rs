@@ -2,7 +2,8 @@
 //! wrong, by how much, and what could not be counted. Built only from the numbers.
 
 use crate::model::{Accounting, Totals, Tree};
-use crate::units::{human_bytes, ratio};
+use crate::runner::spec::{Spec, Variant};
+use crate::units::{count, human_bytes, ratio, visible};
 
 /// Why a monitor's number is wrong, in one paragraph (the dashboard's explanation opens with it).
 pub const WHY_MONITORS_OVERCOUNT: &str = "A system monitor shows each process's RSS: every page \
@@ -66,11 +67,13 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
                 ));
             }
         }
+        _ if readable == 0 && totals.processes == 1 => {
+            lines.push("No memory figure could be read for the one process.".to_string());
+        }
         _ if readable == 0 && totals.processes > 0 => {
             lines.push(format!(
-                "No memory figure could be read for any of the {} {}.",
+                "No memory figure could be read for any of the {} processes.",
                 totals.processes,
-                plural(totals.processes, "process", "processes"),
             ));
         }
         _ => {}
@@ -96,6 +99,141 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
         lines.push(format!("No duplicated-content figures: {reason}."));
     }
     lines
+}
+
+/// Trees explained one by one at most (the largest first); the rest are counted.
+pub const TREES_EXPLAINED: usize = 6;
+
+/// One paragraph per tree (at most [`TREES_EXPLAINED`], the order of `accounting.trees`), each
+/// from its own numbers: what a monitor shows for it and what it uses, how many copies of what
+/// it holds, shared by whom, duplicated where; for a built-in workload (`specs`, the trees'
+/// own, in order), the variant's verdict. Names are made visible (hostile text).
+pub fn per_tree(accounting: &Accounting, specs: &[Option<Spec>]) -> Vec<String> {
+    let mut paragraphs: Vec<String> = accounting
+        .trees
+        .iter()
+        .take(TREES_EXPLAINED)
+        .enumerate()
+        .map(|(i, tree)| tree_paragraph(tree, specs.get(i).copied().flatten()))
+        .collect();
+    let rest = accounting.trees.len().saturating_sub(TREES_EXPLAINED);
+    if rest > 0 {
+        paragraphs.push(format!("…and {} more.", count(rest, "tree", "trees")));
+    }
+    paragraphs
+}
+
+/// The paragraph of one tree (see [`per_tree`]).
+pub fn tree_paragraph(tree: &Tree, spec: Option<Spec>) -> String {
+    let t = &tree.totals;
+    let name = visible(&tree.name);
+    let readable = t.readable();
+    let mut words = vec![format!(
+        "{name} (pid {}, {}):",
+        tree.root_pid,
+        count(t.processes, "process", "processes")
+    )];
+    let (Some(rss), Some(footprint)) = (t.rss_sum, t.footprint) else {
+        words.push(if readable == 0 {
+            "no memory figure of it could be read.".to_string()
+        } else {
+            "its sums could not be made.".to_string()
+        });
+        return words.join(" ");
+    };
+    let exact = t.exact_ok();
+    let how = if exact.is_some() { "" } else { "about " };
+    words.push(format!(
+        "a monitor shows {}; it really uses {how}{}{}.",
+        human_bytes(rss),
+        human_bytes(footprint),
+        match t.overcount {
+            Some(o) if o >= NEGLIGIBLE_OVERCOUNT => format!(" (overstated {})", ratio(o)),
+            _ => String::new(),
+        }
+    ));
+    if let Some(e) = exact
+        && let Some(&(k, bytes)) =
+            e.histogram.iter().rev().find(|(k, bytes)| *k > 1 && *bytes * 10 >= e.resident)
+    {
+        let by = if k == readable {
+            format!("all {k} of its processes")
+        } else {
+            format!("{k} of them")
+        };
+        words.push(format!("{} is one physical copy mapped by {by}.", human_bytes(bytes)));
+    }
+    // A workload's verdict says what is duplicated itself.
+    if let Some(d) = t.dedup_ok().filter(|_| spec.is_none()) {
+        let holder = tree
+            .processes
+            .iter()
+            .filter_map(|p| Some((p, p.dedup.as_ref()?.as_ref().ok()?.duplicated)))
+            .filter(|(_, d)| *d > 0)
+            .collect::<Vec<_>>();
+        if d.total.duplicated > 0 {
+            words.push(format!(
+                "{} are identical copies held again by {}.",
+                human_bytes(d.total.duplicated),
+                count(holder.len(), "process", "processes")
+            ));
+        } else {
+            words.push("Nothing in it is held twice.".to_string());
+        }
+    }
+    if t.unreadable_count() > 0 {
+        words.push(format!(
+            "{} could not be read and {} left out.",
+            count(t.unreadable_count(), "process", "processes"),
+            if t.unreadable_count() == 1 { "is" } else { "are" }
+        ));
+    }
+    if let Some(spec) = spec {
+        words.push(format!("Verdict: {}.", variant_verdict(&spec, t, false)));
+    }
+    words.join(" ")
+}
+
+/// What a built-in workload's tree says about its variant: how many copies of the data it holds
+/// and how they got there ("one copy of the 64 MiB (inherited copy-on-write) serves all 4
+/// processes"), what a monitor shows for it (`monitor`), and what of it is duplicated.
+pub fn variant_verdict(spec: &Spec, t: &Totals, monitor: bool) -> String {
+    let size = human_bytes(spec.size_bytes);
+    let (Some(footprint), Some(rss), Some(overcount)) = (t.footprint, t.rss_sum, t.overcount)
+    else {
+        return "not measured: the workload's processes could not be read".to_string();
+    };
+    let copies = footprint as f64 / spec.size_bytes as f64;
+    let how = match spec.variant {
+        Variant::Fork => "inherited copy-on-write",
+        Variant::Serialize => "sent through pipes",
+        Variant::Shared => "in one shared-memory segment",
+    };
+    let holding = if copies < 1.5 {
+        format!("one copy of the {size} ({how}) serves all {} processes", t.readable())
+    } else {
+        format!(
+            "{copies:.1} copies of the {size} ({how}): every worker holds its own, {} in all",
+            human_bytes(footprint)
+        )
+    };
+    let duplicated = match t.dedup_ok() {
+        Some(d) if d.total.duplicated > 0 => format!(
+            "; {} of it is identical content that could be shared",
+            human_bytes(d.total.duplicated)
+        ),
+        Some(_) => "; nothing is duplicated".to_string(),
+        None => String::new(),
+    };
+    if !monitor {
+        return format!("{holding}{duplicated}");
+    }
+    format!(
+        "{holding}; a monitor shows {} ({} the {} really used){duplicated}",
+        human_bytes(rss),
+        ratio(overcount),
+        human_bytes(footprint),
+    )
 }
 
 /// What `--exact` and `--dedup` would add, for a report on live processes by a privileged
@@ -127,9 +265,10 @@ fn dedup_sentences(accounting: &Accounting) -> Vec<String> {
     if let Some(dedup) = accounting.totals.dedup_ok() {
         if dedup.total.duplicated > 0 {
             lines.push(format!(
-                "{} are identical copies of content held elsewhere in the tree: memory that \
+                "{} are identical copies of content held elsewhere in {}: memory that \
                  sharing it (fork, shared memory) or KSM could give back.",
-                human_bytes(dedup.total.duplicated)
+                human_bytes(dedup.total.duplicated),
+                if accounting.trees.len() > 1 { "the same tree" } else { "the tree" }
             ));
         } else {
             lines.push("No content is held twice: nothing is duplicated.".to_string());

@@ -53,6 +53,22 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// A paragraph per tree ([`explain::per_tree`]) when there are several, or when the one
+    /// tree is a built-in workload (its verdict); none for one other tree (the report's
+    /// sentences are its own).
+    pub fn tree_paragraphs(&self, accounting: &Accounting) -> Vec<String> {
+        let specs: Vec<Option<Spec>> = match &self.target {
+            Target::Workload(specs) if specs.len() == accounting.trees.len() => {
+                specs.iter().copied().map(Some).collect()
+            }
+            _ => Vec::new(),
+        };
+        if accounting.trees.len() < 2 && specs.is_empty() {
+            return Vec::new();
+        }
+        explain::per_tree(accounting, &specs)
+    }
+
     /// The report's sentences: the explanation of the numbers, then, for live processes, what
     /// `--exact`/`--dedup` would add.
     pub fn sentences(&self, accounting: &Accounting) -> Vec<String> {
@@ -76,9 +92,17 @@ impl Meta {
 }
 
 /// Output styling for the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Style {
     pub color: bool,
+    /// Columns the text fits in: the terminal's, 80 when not a terminal.
+    pub width: usize,
+}
+
+impl Default for Style {
+    fn default() -> Self {
+        Style { color: false, width: 80 }
+    }
 }
 
 pub fn write_report(

@@ -24,15 +24,20 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
         Target::Pids(pids) => {
             format!("trees of {}", pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "))
         }
-        Target::All => format!("every process ({} trees)", accounting.trees.len()),
+        Target::All => {
+            format!(
+                "every process ({})",
+                crate::units::count(accounting.trees.len(), "tree", "trees")
+            )
+        }
         Target::Workload(specs) => {
             let names: Vec<&str> = specs.iter().map(|s| s.variant.as_str()).collect();
             let first = &specs[0];
             format!(
-                "workload {} ({} × {} workers, touch {})",
+                "workload {} ({} × {}, touch {})",
                 names.join(" + "),
                 crate::units::human_bytes(first.size_bytes),
-                first.workers,
+                crate::units::count(first.workers, "worker", "workers"),
                 first.touch
             )
         }
@@ -377,8 +382,19 @@ pub fn write_table(
         grid.write_text(out, style.color)?;
     }
     writeln!(out)?;
+    let width = style.width.max(40);
+    let paragraphs = meta.tree_paragraphs(accounting);
+    for paragraph in &paragraphs {
+        for line in wrap(paragraph, width) {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out)?;
+    }
+    if paragraphs.len() > 1 {
+        writeln!(out, "All together:")?;
+    }
     for sentence in meta.sentences(accounting) {
-        for line in wrap(&sentence, 100) {
+        for line in wrap(&sentence, width) {
             writeln!(out, "{line}")?;
         }
     }
@@ -401,6 +417,16 @@ pub fn write_markdown(out: &mut dyn Write, accounting: &Accounting, meta: &Meta)
         grid.write_markdown(out)?;
     }
     writeln!(out)?;
+    let paragraphs = meta.tree_paragraphs(accounting);
+    for paragraph in &paragraphs {
+        writeln!(out, "- {paragraph}")?;
+    }
+    if !paragraphs.is_empty() {
+        writeln!(out)?;
+    }
+    if paragraphs.len() > 1 {
+        write!(out, "All together: ")?;
+    }
     writeln!(out, "{}", meta.sentences(accounting).join(" "))?;
     Ok(())
 }

@@ -79,11 +79,11 @@ impl Reporter<'_> {
         let size = human_bytes(spec.size_bytes);
         Some(match event {
             Event::Started { pid, .. } => format!(
-                "memtree run {}: parent pid {pid} ({}), {} workers, {size} of pseudo-random \
-                 data, touch {}",
+                "memtree run {}: parent pid {pid} ({}), {}, {size} of pseudo-random data, \
+                 touch {}",
                 spec.variant,
                 spec.variant.mechanism(),
-                spec.workers,
+                crate::units::count(spec.workers, "worker", "workers"),
                 spec.touch
             ),
             Event::Filled { seconds } => format!(
@@ -113,8 +113,8 @@ impl Reporter<'_> {
             }
             Event::Ready { pid, workers, handoff_seconds } => format!(
                 "ready: every worker holds its data (hand-off {handoff_seconds:.3} s in all); \
-                 the tree is pid {pid} and {} workers — look at it with: memtree report --pid {pid}",
-                workers.len()
+                 the tree is pid {pid} and {} — look at it with: memtree report --pid {pid}",
+                crate::units::count(workers.len(), "worker", "workers")
             ),
             Event::Holding { seconds: Some(s) } => format!("holding for {s:.1} s (Ctrl-C to stop)"),
             Event::Holding { seconds: None } => "holding until Ctrl-C".to_string(),

@@ -109,6 +109,12 @@ pub struct App {
     pub quit: bool,
     pub last_cost: Option<Duration>,
     pub color: bool,
+    /// The built-in workloads watched, by root pid (the explanation gives each its verdict).
+    pub workloads: Vec<(u32, crate::runner::spec::Spec)>,
+    /// Lines the explain overlay is scrolled by (↑ ↓ PgUp PgDn Home while it is open).
+    pub explain_scroll: u16,
+    /// How far the explain overlay can scroll, as it was last drawn.
+    pub explain_max: std::cell::Cell<u16>,
 }
 
 impl App {
@@ -134,6 +140,9 @@ impl App {
             quit: false,
             last_cost: None,
             color,
+            workloads: Vec::new(),
+            explain_scroll: 0,
+            explain_max: std::cell::Cell::new(0),
         }
     }
 
@@ -214,6 +223,22 @@ impl App {
 
     pub fn apply(&mut self, action: Action) {
         let last = self.row_count().saturating_sub(1);
+        // The explain overlay scrolls (the view drawing it keeps the scroll within its text).
+        if self.overlay == Overlay::Explain {
+            let page = PAGE as u16;
+            let max = self.explain_max.get();
+            let scroll = &mut self.explain_scroll;
+            *scroll = (*scroll).min(max);
+            match action {
+                Action::Up => return *scroll = scroll.saturating_sub(1),
+                Action::Down => return *scroll = scroll.saturating_add(1).min(max),
+                Action::PageUp => return *scroll = scroll.saturating_sub(page),
+                Action::PageDown => return *scroll = scroll.saturating_add(page).min(max),
+                Action::Home => return *scroll = 0,
+                Action::End => return *scroll = max,
+                _ => {}
+            }
+        }
         match action {
             Action::Quit => self.quit = true,
             Action::Back => {
@@ -226,7 +251,10 @@ impl App {
                 }
             }
             Action::Help => self.overlay = toggle(self.overlay, Overlay::Help),
-            Action::Explain => self.overlay = toggle(self.overlay, Overlay::Explain),
+            Action::Explain => {
+                self.overlay = toggle(self.overlay, Overlay::Explain);
+                self.explain_scroll = 0;
+            }
             Action::Up => self.selected = self.selected.saturating_sub(1),
             Action::Down => self.selected = (self.selected + 1).min(last),
             Action::PageUp => self.selected = self.selected.saturating_sub(PAGE),

@@ -26,7 +26,7 @@ pub enum Action {
     Help,
     /// Esc: close an overlay, or quit when none is open.
     Back,
-    /// q, Ctrl-C.
+    /// q, Ctrl-Q, Ctrl-C.
     Quit,
 }
 
@@ -36,7 +36,9 @@ pub fn action(key: KeyEvent) -> Option<Action> {
     }
     let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
     Some(match key.code {
-        KeyCode::Char('c') if ctrl => Action::Quit,
+        KeyCode::Char('c' | 'q') if ctrl => Action::Quit,
+        // Any other letter with Ctrl or Alt is the terminal's or the window manager's, not ours.
+        KeyCode::Char(_) if ctrl || key.modifiers.contains(KeyModifiers::ALT) => return None,
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
         KeyCode::PageUp => Action::PageUp,
@@ -58,8 +60,9 @@ pub fn action(key: KeyEvent) -> Option<Action> {
 
 /// Every key, for the help overlay: (keys, what they do).
 pub const KEYS: &[(&str, &str)] = &[
-    ("↑ ↓  j k", "select a process (or a row of the view)"),
-    ("PgUp PgDn  g G", "a page up or down, first, last"),
+    ("↑ ↓  j k", "select a process (or a row of the view); scroll the explanation"),
+    ("PgUp PgDn", "a page up or down"),
+    ("Home End  g G", "the first or the last row"),
     ("Enter", "detail of the selected process: largest mappings, who it shares with"),
     ("Tab", "next view: processes, mappings by name, who shares with whom"),
     ("s", "sort the flat list: RSS, PSS, USS, shared, swap, pid"),
@@ -68,7 +71,7 @@ pub const KEYS: &[(&str, &str)] = &[
     ("e", "explain what the numbers mean for this tree"),
     ("?  h  F1", "this help"),
     ("Esc", "close an overlay or the detail pane; quit when none is open"),
-    ("q  Ctrl-C", "quit"),
+    ("q  Ctrl-Q  Ctrl-C", "quit"),
 ];
 
 #[cfg(test)]
@@ -99,6 +102,12 @@ mod tests {
             Some(Action::Quit)
         );
         assert_eq!(action(key(KeyCode::Char('x'))), None);
+        let with = |c, m| action(KeyEvent::new(KeyCode::Char(c), m));
+        assert_eq!(with('q', KeyModifiers::CONTROL), Some(Action::Quit));
+        assert_eq!(with('x', KeyModifiers::ALT), None);
+        assert_eq!(with('q', KeyModifiers::ALT), None);
+        assert_eq!(with('s', KeyModifiers::CONTROL), None);
+        assert_eq!(with('G', KeyModifiers::SHIFT), Some(Action::End));
         let mut release = key(KeyCode::Char('q'));
         release.kind = KeyEventKind::Release;
         assert_eq!(action(release), None);

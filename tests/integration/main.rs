@@ -14,6 +14,7 @@ mod privilege;
 mod python;
 mod scale;
 mod schema;
+mod shell;
 mod support;
 mod top;
 mod workloads;

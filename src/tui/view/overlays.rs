@@ -56,6 +56,21 @@ pub fn render_explain(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     ];
     match &app.accounting {
         Some(acc) => {
+            let specs: Vec<_> = acc
+                .trees
+                .iter()
+                .map(|t| app.workloads.iter().find(|(root, _)| *root == t.root_pid).map(|w| w.1))
+                .collect();
+            let per_tree = acc.trees.len() > 1 || specs.iter().any(Option::is_some);
+            if per_tree {
+                for paragraph in explain::per_tree(acc, &specs) {
+                    lines.push(Line::from(crate::units::stripped(&paragraph).into_owned()));
+                    lines.push(Line::from(""));
+                }
+                if acc.trees.len() > 1 {
+                    lines.push(Line::styled("All together", theme.bold()));
+                }
+            }
             for sentence in explain::explain(acc) {
                 lines.push(Line::from(sentence));
             }
@@ -65,11 +80,21 @@ pub fn render_explain(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     lines.push(Line::from(""));
     lines.push(Line::from(explain::READING_USS));
     let popup = centered(area, area.width.saturating_sub(8).max(40), area.height.saturating_sub(4));
+    let text = Paragraph::new(lines).wrap(Wrap { trim: true });
+    // Longer than the window: it scrolls, never further than its last line.
+    let inner = (popup.width.saturating_sub(2), popup.height.saturating_sub(2));
+    let total = u16::try_from(text.line_count(inner.0)).unwrap_or(u16::MAX);
+    let overflow = total.saturating_sub(inner.1);
+    let scroll = app.explain_scroll.min(overflow);
+    app.explain_max.set(overflow);
+    let title = match (overflow, scroll) {
+        (0, _) => " Explain (Esc closes) ".to_string(),
+        (_, s) if s >= overflow => " Explain (↑ scrolls back · Esc closes) ".to_string(),
+        _ => " Explain (↓ more · Esc closes) ".to_string(),
+    };
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(Block::default().borders(Borders::ALL).title(" Explain (Esc closes) ")),
+        text.scroll((scroll, 0)).block(Block::default().borders(Borders::ALL).title(title)),
         popup,
     );
 }

@@ -107,6 +107,51 @@ pub fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `text` in lines of at most `width` characters, broken between words, never between a size
+/// and its unit (a word longer than `width` is cut into lines of their own).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    // A size stays with its unit ("28 MiB" is one word here).
+    let mut words: Vec<String> = Vec::new();
+    for word in text.split_whitespace() {
+        let unit = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+            .iter()
+            .any(|u| word.trim_end_matches(|c: char| c.is_ascii_punctuation() || c == '×') == *u);
+        match words.last_mut() {
+            Some(last) if unit && last.chars().next_back().is_some_and(|c| c.is_ascii_digit()) => {
+                last.push(' ');
+                last.push_str(word);
+            }
+            _ => words.push(word.to_string()),
+        }
+    }
+    // A word longer than a line (a path) is cut into lines of its own.
+    let words: Vec<String> = words
+        .into_iter()
+        .flat_map(|word| {
+            let chars: Vec<char> = word.chars().collect();
+            if width == 0 || chars.len() <= width {
+                return vec![word];
+            }
+            chars.chunks(width).map(|c| c.iter().collect()).collect()
+        })
+        .collect();
+    for word in &words {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// Seconds since the epoch, now.
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
@@ -266,6 +311,8 @@ mod tests {
         assert_eq!(ratio(4.04), "4.0×");
         assert_eq!(ratio_opt(None), "n/a");
         assert_eq!(shorten_left("/usr/lib/x86_64-linux-gnu/libc.so.6", 11), "…/libc.so.6");
+        assert_eq!(wrap("exclusive 28 MiB, overcount", 14), ["exclusive", "28 MiB,", "overcount"]);
+        assert_eq!(wrap("at /a/long/path", 6), ["at", "/a/lon", "g/path"]);
         assert_eq!(count(1, "tree", "trees"), "1 tree");
         assert_eq!(count(3, "worker", "workers"), "3 workers");
         assert_eq!(human_duration(std::time::Duration::from_millis(250)), "250ms");

@@ -126,7 +126,7 @@ fn write_text(
             writeln!(out, "{title}")?;
         }
         writeln!(out)?;
-        grid.write_text(out, style.color)?;
+        grid.write_text(out, style.color, style.width)?;
         writeln!(out)?;
         for r in results {
             writeln!(out, "{}: {}", r.spec.variant, r.verdict())?;

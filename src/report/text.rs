@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use crossterm::style::Stylize;
 
-use super::grid::{Align, Grid};
+use super::grid::{Align, Fit, Grid};
 use super::{Meta, Style, Target, explain};
 use crate::model::accounting::NameGroup;
 use crate::model::{Accounting, Totals, Tree, Unreadable};
@@ -94,7 +94,7 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
         columns.push(("PEAK PSS", Align::Right));
     }
     columns.push(("NOTE", Align::Left));
-    let mut grid = Grid::new(&columns);
+    let mut grid = Grid::new(&columns).fit("NOTE", Fit::Wrap);
     let mut hidden_kernel_threads = 0;
     for tree in &accounting.trees {
         for row in &tree.processes {
@@ -220,7 +220,9 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
                 ("OF WHICH OUTSIDE", Align::Right),
                 ("WHO", Align::Left),
                 ("MAPPED AS", Align::Left),
-            ]);
+            ])
+            .fit("WHO", Fit::ShortenRight)
+            .fit("MAPPED AS", Fit::Wrap);
             for group in exact.groups.iter().take(TOP_EXACT) {
                 groups.push(vec![
                     group.members.len().to_string(),
@@ -252,7 +254,8 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
             ("PRIVATE", Align::Right),
             ("SHARED IN TREE", Align::Right),
             ("SHARED OUTSIDE", Align::Right),
-        ]);
+        ])
+        .fit("MAPPING", Fit::ShortenLeft);
         for n in exact.by_name.iter().take(TOP_EXACT) {
             names.push(vec![
                 visible(&n.name).into_owned(),
@@ -268,7 +271,8 @@ fn exact_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
                 ("MAPPING", Align::Left),
                 ("DUPLICATED", Align::Right),
                 ("ZERO-FILLED", Align::Right),
-            ]);
+            ])
+            .fit("MAPPING", Fit::ShortenLeft);
             for (name, d) in dedup.by_name.iter().take(TOP_EXACT) {
                 content.push(vec![
                     visible(name).into_owned(),
@@ -308,7 +312,8 @@ fn mapping_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
             ("Σ PSS", Align::Right),
             ("Σ USS", Align::Right),
             ("Σ SWAP", Align::Right),
-        ]);
+        ])
+        .fit("MAPPING", Fit::ShortenLeft);
         for g in groups.iter().take(TOP_MAPPINGS) {
             grid.push(vec![
                 visible(&g.name).into_owned(),
@@ -340,52 +345,35 @@ fn mapping_grids(accounting: &Accounting) -> Vec<(String, Grid)> {
     grids
 }
 
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split_whitespace() {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            lines.push(std::mem::take(&mut line));
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    if !line.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
 pub fn write_table(
     out: &mut dyn Write,
     accounting: &Accounting,
     meta: &Meta,
     style: Style,
 ) -> io::Result<()> {
-    let title = title(accounting, meta);
-    if style.color {
-        writeln!(out, "{}", title.bold())?;
-    } else {
-        writeln!(out, "{title}")?;
+    for line in crate::units::wrap(&title(accounting, meta), style.width.max(40)) {
+        if style.color {
+            writeln!(out, "{}", line.bold())?;
+        } else {
+            writeln!(out, "{line}")?;
+        }
     }
     writeln!(out)?;
     let (grid, hidden) = process_grid(accounting, meta);
-    grid.write_text(out, style.color)?;
+    grid.write_text(out, style.color, style.width)?;
     if hidden > 0 {
         writeln!(out, "({hidden} kernel threads not shown: they have no user memory.)")?;
     }
     for (heading, grid) in mapping_grids(accounting).into_iter().chain(exact_grids(accounting)) {
         writeln!(out)?;
         writeln!(out, "{heading}")?;
-        grid.write_text(out, style.color)?;
+        grid.write_text(out, style.color, style.width)?;
     }
     writeln!(out)?;
     let width = style.width.max(40);
     let paragraphs = meta.tree_paragraphs(accounting);
     for paragraph in &paragraphs {
-        for line in wrap(paragraph, width) {
+        for line in crate::units::wrap(paragraph, width) {
             writeln!(out, "{line}")?;
         }
         writeln!(out)?;
@@ -394,7 +382,7 @@ pub fn write_table(
         writeln!(out, "All together:")?;
     }
     for sentence in meta.sentences(accounting) {
-        for line in wrap(&sentence, width) {
+        for line in crate::units::wrap(&sentence, width) {
             writeln!(out, "{line}")?;
         }
     }

@@ -502,21 +502,9 @@ fn top_pairs(groups: &[SharingGroup]) -> Vec<Pair> {
 mod tests {
     use super::*;
     use crate::model::snapshot::pagemap_bits::{PRESENT, SWAPPED};
-    use crate::model::testing::mapping;
+    use crate::model::testing::{mapping, pages};
 
     const PAGE: u64 = 4096;
-
-    fn pages(frames: &[u64]) -> PagesRaw {
-        PagesRaw {
-            mappings: vec![mapping("buf", 0).into()],
-            entries: frames
-                .iter()
-                .enumerate()
-                .map(|(i, &pfn)| PageEntry::new(i as u64 * PAGE, PRESENT | pfn))
-                .collect(),
-            ranges: std::iter::once(0..frames.len() as u32).collect(),
-        }
-    }
 
     /// Frames `counts` with their kpagecount, and `zero` frames read as 0 (the zero page).
     fn table(counts: &[(u64, u32)], zero: &[u64]) -> PfnTable {

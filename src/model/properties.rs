@@ -6,8 +6,8 @@ use proptest::prelude::*;
 use super::accounting::{Grouping, account};
 use super::dedup;
 use super::exact::{Workspace, exact};
-use super::snapshot::{Chunk, ContentRaw, PageEntry, PagesRaw, PfnTable, Unreadable, pagemap_bits};
-use super::testing::{mapping, process, snapshot};
+use super::snapshot::{Chunk, ContentRaw, PagesRaw, PfnTable, Unreadable};
+use super::testing::{pages, process, snapshot};
 
 const PAGE: u64 = 4096;
 
@@ -18,18 +18,6 @@ fn trees() -> impl Strategy<Value = (Vec<Vec<u64>>, Vec<u32>)> {
         prop::collection::vec(prop::collection::vec(0u64..128, 0..40), 1..6),
         prop::collection::vec(0u32..3, 128),
     )
-}
-
-fn pages(frames: &[u64]) -> PagesRaw {
-    PagesRaw {
-        mappings: vec![mapping("buf", 0).into()],
-        entries: frames
-            .iter()
-            .enumerate()
-            .map(|(i, &pfn)| PageEntry::new(i as u64 * PAGE, pagemap_bits::PRESENT | pfn))
-            .collect(),
-        ranges: std::iter::once(0..frames.len() as u32).collect(),
-    }
 }
 
 proptest! {

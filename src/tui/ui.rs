@@ -196,4 +196,62 @@ mod tests {
         // A 1×1 window draws without panicking.
         assert_eq!(draw(&app, 1, 1), ["e"]);
     }
+
+    /// The dashboard on the three built-in workloads (exact figures), the clock stopped at the
+    /// sample's time so every frame is the same.
+    fn workloads_app() -> App {
+        use crate::model::{Grouping, account, testing};
+        use crate::runner::spec::{Spec, Touch, Variant};
+        let accounting =
+            account(&testing::workloads_snapshot(), &Grouping::Roots(vec![100, 200, 300]));
+        let mut app = App::new(
+            "workload fork + serialize + shared (64 KiB × 3 workers)".into(),
+            std::time::Duration::from_secs(1),
+            false,
+        );
+        let at = app.started;
+        app.on_update(crate::sampler::Round {
+            accounting: std::sync::Arc::new(accounting),
+            at,
+            exact_at: Some(at),
+            exact_fresh: true,
+            read: 12,
+            reused: 0,
+            cost: std::time::Duration::from_millis(3),
+            target_gone: false,
+        });
+        app.now = at;
+        let spec = |variant| Spec { variant, size_bytes: 64 << 10, workers: 3, touch: Touch::Read };
+        app.workloads = vec![
+            (100, spec(Variant::Fork)),
+            (200, spec(Variant::Serialize)),
+            (300, spec(Variant::Shared)),
+        ];
+        app
+    }
+
+    fn screen(app: &App, width: u16, height: u16) -> String {
+        draw(app, width, height).iter().map(|l| l.trim_end()).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn screens_of_the_three_workloads() {
+        let mut app = workloads_app();
+        insta::assert_snapshot!("processes_80x24", screen(&app, 80, 24));
+        insta::assert_snapshot!("tiny_20x5", screen(&app, 20, 5));
+        app.apply(Action::Explain);
+        insta::assert_snapshot!("explain_120x40", screen(&app, 120, 40));
+        let explain = screen(&app, 120, 40);
+        // Each tree its own paragraph and verdict, then the whole.
+        assert!(explain.contains("fork_cow (pid 100, 4 processes)"), "{explain}");
+        assert!(explain.contains("one copy of the 64 KiB (inherited"), "{explain}");
+        assert!(explain.contains("4.2 copies of the 64 KiB (sent"), "{explain}");
+        assert!(explain.contains("All together"), "{explain}");
+        app.apply(Action::Explain);
+        app.apply(Action::NextView);
+        app.apply(Action::NextView);
+        insta::assert_snapshot!("sharing_120x30", screen(&app, 120, 30));
+        let sharing = screen(&app, 120, 30);
+        assert!(sharing.contains("100 fork_cow, 101 fork_cow-w0"), "names beside pids: {sharing}");
+    }
 }

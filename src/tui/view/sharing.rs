@@ -70,5 +70,5 @@ const GROUP_COLUMNS: [Column; 4] = [
     column("PROCS", 5, 0),
     column("SHARE", 10, 0),
     flexible("WHO", 20),
-    column("MAPPED AS", 30, 1),
+    column("MAPPED AS", 20, 1),
 ];

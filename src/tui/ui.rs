@@ -253,5 +253,15 @@ mod tests {
         insta::assert_snapshot!("sharing_120x30", screen(&app, 120, 30));
         let sharing = screen(&app, 120, 30);
         assert!(sharing.contains("100 fork_cow, 101 fork_cow-w0"), "names beside pids: {sharing}");
+        app.apply(Action::NextView);
+        app.apply(Action::Down);
+        app.apply(Action::Detail);
+        let detail = screen(&app, 80, 24);
+        insta::assert_snapshot!("detail_80x24", detail);
+        // The partners by name, and no figure split from its name across lines.
+        assert!(detail.contains("100 fork_cow"), "{detail}");
+        for line in detail.lines() {
+            assert!(!line.trim_end().ends_with(" rss") && !line.trim_end().ends_with(" pss"), "{line}");
+        }
     }
 }

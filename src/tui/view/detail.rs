@@ -4,11 +4,11 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::theme::Theme;
 use crate::tui::app::App;
-use crate::units::{human_bytes, human_opt, stripped};
+use crate::units::{human_bytes, human_opt, shorten_left, shorten_right, stripped};
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let block = Block::default().borders(Borders::ALL).title(" Detail ");
@@ -16,36 +16,41 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         frame.render_widget(Paragraph::new("no process selected").block(block), area);
         return;
     };
+    // Every line is fitted here (no wrapping by the widget): a figure never leaves its name.
+    let width = usize::from(area.width.saturating_sub(2)).max(1);
     let mut lines =
         vec![Line::styled(format!("{} ({})", stripped(&row.name), row.pid), theme.bold())];
     if let Some(cmd) = &row.cmdline {
-        lines.push(Line::from(stripped(&cmd.join(" ")).into_owned()));
+        lines.push(Line::from(shorten_right(&stripped(&cmd.join(" ")), width)));
     }
     match &row.figures {
-        Ok(f) => lines.push(Line::from(format!(
-            "rss {}  pss {}  uss {}  shared {}",
-            human_opt(f.rss),
-            human_opt(f.pss),
-            human_opt(f.uss),
-            human_opt(f.shared)
-        ))),
+        Ok(f) => {
+            let items = [("rss", f.rss), ("pss", f.pss), ("uss", f.uss), ("shared", f.shared)]
+                .map(|(name, value)| format!("{name} {}", human_opt(value)));
+            lines.extend(fit_items(&items, width).into_iter().map(Line::from));
+        }
         Err(reason) => lines.push(Line::from(stripped(&reason.to_string()).into_owned())),
     }
     if let Some(Ok(e)) = &row.exact {
-        lines.push(Line::from(format!(
-            "exact: private {}, in tree {}, outside {}",
-            human_bytes(e.uss),
-            human_bytes(e.shared_in_tree),
-            human_bytes(e.shared_outside)
-        )));
+        let items = [
+            format!("exact: private {}", human_bytes(e.uss)),
+            format!("in tree {}", human_bytes(e.shared_in_tree)),
+            format!("outside {}", human_bytes(e.shared_outside)),
+        ];
+        lines.extend(fit_items(&items, width).into_iter().map(Line::from));
     }
     let tree = app.accounting.as_ref().and_then(|a| a.tree_of(row.pid));
     if let Some(e) = tree.and_then(|t| t.totals.exact_ok()) {
         let partners = e.partners(row.pid);
         if !partners.is_empty() {
             lines.push(Line::styled("shares with:", theme.bold()));
+            let name = |pid: u32| {
+                tree.and_then(|t| t.processes.iter().find(|p| p.pid == pid))
+                    .map_or(String::new(), |p| stripped(&p.name).into_owned())
+            };
             for (pid, bytes) in partners.iter().take(4) {
-                lines.push(Line::from(format!("  {pid:<8} {}", human_bytes(*bytes))));
+                let line = format!("  {:>9}  {pid} {}", human_bytes(*bytes), name(*pid));
+                lines.push(Line::from(shorten_right(&line, width)));
             }
         }
     }
@@ -55,16 +60,46 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             let mut maps: Vec<_> = maps.iter().collect();
             maps.sort_by_key(|m| std::cmp::Reverse(m.figures.rss));
             for m in maps.iter().take(6) {
-                lines.push(Line::from(format!(
-                    "  {:>9} {:>9} shared  {}",
+                let figures = format!(
+                    "  {:>9} {:>9} shared  ",
                     human_opt(m.figures.rss),
-                    human_opt(m.figures.shared),
-                    stripped(&m.name)
+                    human_opt(m.figures.shared)
+                );
+                let room = width.saturating_sub(figures.chars().count()).max(8);
+                lines.push(Line::from(format!(
+                    "{figures}{}",
+                    shorten_left(&stripped(&m.name), room)
                 )));
             }
         }
         Some(Err(reason)) => lines.push(Line::from(format!("  {}", stripped(&reason.to_string())))),
         None => lines.push(Line::from("  reading smaps…")),
     }
-    frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), area);
+    frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// `items` joined by two spaces on lines of at most `width` characters, broken only between
+/// items (an item wider than a line has one of its own).
+fn fit_items(items: &[String], width: usize) -> Vec<String> {
+    let mut lines: Vec<String> = Vec::new();
+    for item in items {
+        match lines.last_mut() {
+            Some(line) if line.chars().count() + 2 + item.chars().count() <= width => {
+                line.push_str("  ");
+                line.push_str(item);
+            }
+            _ => lines.push(item.clone()),
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn figures_break_between_items_never_inside_one() {
+        let items = ["rss 27.3 MiB", "pss 7.1 MiB", "uss 1012 KiB"].map(String::from);
+        assert_eq!(super::fit_items(&items, 26), ["rss 27.3 MiB  pss 7.1 MiB", "uss 1012 KiB"]);
+        assert_eq!(super::fit_items(&items, 80), ["rss 27.3 MiB  pss 7.1 MiB  uss 1012 KiB"]);
+    }
 }

@@ -15,6 +15,7 @@ pub mod figures;
 pub mod peak;
 #[cfg(test)]
 mod properties;
+pub mod python;
 pub mod snapshot;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -78,6 +78,11 @@ struct ProcessJson<'a> {
     name: &'a str,
     uid: Option<u32>,
     cmdline: Option<&'a [String]>,
+    /// Python multiprocessing, from the command lines: `worker`, `fork_server`,
+    /// `resource_tracker`, or null for any other process.
+    python_role: Option<&'static str>,
+    /// How a worker was started: `fork`, `forkserver`, `spawn`; null otherwise.
+    python_start_method: Option<&'static str>,
     /// The figures under their JSON names (`rss_bytes`, …), all `null` when unreadable.
     #[serde(flatten)]
     figures: Figures,
@@ -326,7 +331,12 @@ fn mapping(m: &MappingRow) -> MappingJson<'_> {
     }
 }
 
-fn process<'a>(row: &'a ProcessRow, tree: u32, peak: bool) -> ProcessJson<'a> {
+fn process<'a>(
+    row: &'a ProcessRow,
+    tree: u32,
+    peak: bool,
+    role: Option<crate::model::python::PythonRole>,
+) -> ProcessJson<'a> {
     let (mappings, mappings_unreadable) = match &row.mappings {
         None => (None, None),
         Some(Ok(list)) => (Some(Some(list.iter().map(mapping).collect())), None),
@@ -340,6 +350,8 @@ fn process<'a>(row: &'a ProcessRow, tree: u32, peak: bool) -> ProcessJson<'a> {
         name: &row.name,
         uid: row.uid,
         cmdline: row.cmdline.as_deref(),
+        python_role: role.map(|r| r.as_str()),
+        python_start_method: role.and_then(|r| r.start_method()).map(|m| m.as_str()),
         figures: row.figures.as_ref().ok().copied().unwrap_or_default(),
         unreadable: row.figures.as_ref().err().map(ToString::to_string),
         peak_rss_bytes: peak.then(|| row.peak.map(|p| p.rss)),
@@ -382,7 +394,12 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
         processes: accounting
             .trees
             .iter()
-            .flat_map(|t| t.processes.iter().map(move |p| process(p, t.root_pid, peak)))
+            .flat_map(|t| {
+                let roles = crate::model::python::roles(t);
+                t.processes
+                    .iter()
+                    .map(move |p| process(p, t.root_pid, peak, roles.get(&p.pid).copied()))
+            })
             .collect(),
         trees: accounting
             .trees

@@ -261,7 +261,10 @@ mod tests {
         // The partners by name, and no figure split from its name across lines.
         assert!(detail.contains("100 fork_cow"), "{detail}");
         for line in detail.lines() {
-            assert!(!line.trim_end().ends_with(" rss") && !line.trim_end().ends_with(" pss"), "{line}");
+            assert!(
+                !line.trim_end().ends_with(" rss") && !line.trim_end().ends_with(" pss"),
+                "{line}"
+            );
         }
     }
 }

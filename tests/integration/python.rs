@@ -109,3 +109,48 @@ fn shared_array_default_constructor_copies_and_copy_false_shares() {
         "the default constructor costs about one frame per worker"
     );
 }
+
+#[test]
+fn each_worker_says_how_python_started_it() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt;
+    for method in ["fork", "forkserver", "spawn"] {
+        let mut child = std::process::Command::new(super::support::python())
+            .arg(super::support::repo().join("tests/helpers/startmethods.py"))
+            .arg(method)
+            .stdout(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let group = nix::unistd::Pid::from_raw(-(child.id() as i32));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let pid =
+            line.trim().strip_prefix("ready ").unwrap_or_else(|| panic!("{line:?}")).to_string();
+        let report = super::support::report_json(&["--pid", &pid]);
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
+        let workers: Vec<_> = report
+            .processes
+            .iter()
+            .filter(|p| p.python_role.as_deref() == Some("worker"))
+            .collect();
+        assert_eq!(workers.len(), 2, "{method}: {:#?}", report.processes);
+        for w in &workers {
+            assert_eq!(w.python_start_method.as_deref(), Some(method), "{w:?}");
+        }
+        let helpers: Vec<&str> = report
+            .processes
+            .iter()
+            .filter_map(|p| p.python_role.as_deref())
+            .filter(|r| *r != "worker")
+            .collect();
+        match method {
+            "fork" => assert!(helpers.is_empty(), "{helpers:?}"),
+            "forkserver" => assert!(helpers.contains(&"fork_server"), "{helpers:?}"),
+            _ => assert!(!helpers.contains(&"fork_server"), "{helpers:?}"),
+        }
+        let main = report.processes.iter().find(|p| p.pid.to_string() == pid).unwrap();
+        assert_eq!(main.python_role, None, "the main process is not a worker");
+    }
+}

@@ -47,6 +47,8 @@ pub struct Process {
     pub name: String,
     pub uid: Option<u32>,
     pub cmdline: Option<Vec<String>>,
+    pub python_role: Option<String>,
+    pub python_start_method: Option<String>,
     /// The figures as memtree declares them (`rss_bytes`, …): `p.rss`, `p.pss`, ….
     #[serde(flatten)]
     pub figures: Figures,

@@ -49,6 +49,10 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
             ));
             lines.extend(exact_sentences(accounting));
             lines.extend(dedup_sentences(accounting));
+            // One tree has no paragraph of its own: how its workers started is said here.
+            if let [tree] = accounting.trees.as_slice() {
+                lines.extend(start_methods(tree));
+            }
             if overcount >= NEGLIGIBLE_OVERCOUNT {
                 lines.push(format!(
                     "{} of the RSS are the same pages counted more than once (shared between \
@@ -181,6 +185,7 @@ pub fn tree_paragraph(tree: &Tree, spec: Option<Spec>) -> String {
             words.push("Nothing in it is held twice.".to_string());
         }
     }
+    words.extend(start_methods(tree));
     if t.unreadable_count() > 0 {
         words.push(format!(
             "{} could not be read and {} left out.",
@@ -192,6 +197,34 @@ pub fn tree_paragraph(tree: &Tree, spec: Option<Spec>) -> String {
         words.push(format!("Verdict: {}.", variant_verdict(&spec, t, false)));
     }
     words.join(" ")
+}
+
+/// How Python started the tree's multiprocessing workers, when its command lines say so: a
+/// forked worker shares its parent's pages; one from a fork server or spawned inherited none of
+/// its data (Python 3.14's default on Linux is the fork server).
+fn start_methods(tree: &Tree) -> Option<String> {
+    use crate::model::python::{StartMethod, roles};
+    let roles = roles(tree);
+    let count_of = |m: StartMethod| roles.values().filter(|r| r.start_method() == Some(m)).count();
+    let mut parts = Vec::new();
+    for (method, how) in [
+        (StartMethod::Fork, "forked: they share the parent's pages copy-on-write"),
+        (
+            StartMethod::Forkserver,
+            "started by a fork server: they inherited nothing of the parent's data, so what they \
+             hold they built or received themselves",
+        ),
+        (
+            StartMethod::Spawn,
+            "spawned as fresh interpreters: they inherited nothing of the parent's data",
+        ),
+    ] {
+        let n = count_of(method);
+        if n > 0 {
+            parts.push(format!("{} {how}", count(n, "Python worker was", "Python workers were")));
+        }
+    }
+    (!parts.is_empty()).then(|| format!("{}.", parts.join("; ")))
 }
 
 /// What a built-in workload's tree says about its variant: how many copies of the data it holds
@@ -391,6 +424,29 @@ mod tests {
 
     fn process(pid: u32, ppid: u32, rss: u64, pss: u64) -> ProcessSample {
         testing::process(pid, ppid).name("w").figures(rss, pss, pss / 2).build()
+    }
+
+    #[test]
+    fn a_trees_paragraph_says_how_python_started_its_workers() {
+        let server = "from multiprocessing.forkserver import main; main(8, 9)";
+        let argv = |a: &[&str]| Some(a.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let mut processes = vec![
+            testing::process(10, 1).name("python3").figures(10, 10, 10).build(),
+            testing::process(11, 10).name("python3").figures(10, 10, 10).build(),
+            testing::process(12, 11).name("python3").figures(10, 10, 10).build(),
+            testing::process(13, 11).name("python3").figures(10, 10, 10).build(),
+        ];
+        processes[0].cmdline = argv(&["python3", "pool.py"]);
+        for p in &mut processes[1..] {
+            p.cmdline = argv(&["python3", "-c", server]);
+        }
+        let accounting = account(&snapshot(processes), &Grouping::Roots(vec![10]));
+        let paragraph = tree_paragraph(&accounting.trees[0], None);
+        assert!(
+            paragraph
+                .contains("2 Python workers were started by a fork server: they inherited nothing"),
+            "{paragraph}"
+        );
     }
 
     #[test]

@@ -17,15 +17,18 @@
 //! MEMTREE_BENCH_SCRAPES (1000).
 
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/sleepers.rs"]
+mod sleepers;
+
 use memtree::runner::spawn::RunningWorkload;
 use memtree::runner::spec::{Spec, Touch, Variant};
+use sleepers::Sleepers;
 
 const SCRAPE: Duration = Duration::from_secs(15);
 const OPENMETRICS: &str = "application/openmetrics-text;version=1.0.0,text/plain;q=0.5";
@@ -71,9 +74,16 @@ fn serve(memtree: &str, target: &[String]) -> (Served, u16) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("memtree serve starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
-    BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
+    stderr.read_line(&mut line).unwrap();
     assert!(line.contains("serving"), "{line}");
+    // Whatever serve says later goes on the bench's stderr (a closed pipe would fail its writes).
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            eprintln!("serve: {line}");
+        }
+    });
     (Served(child), port)
 }
 
@@ -130,7 +140,7 @@ fn measure(title: &str, memtree: &str, root: u32, target: &[String]) {
     let seconds = env("MEMTREE_BENCH_SECONDS", 600);
     let warmup = env("MEMTREE_BENCH_WARMUP", 30);
     let scrapes = env("MEMTREE_BENCH_SCRAPES", 1000) as usize;
-    let (served, port) = serve(memtree, target);
+    let (mut served, port) = serve(memtree, target);
     std::thread::sleep(Duration::from_secs(warmup));
     let stop = Arc::new(AtomicBool::new(false));
     let floor = {
@@ -142,6 +152,9 @@ fn measure(title: &str, memtree: &str, root: u32, target: &[String]) {
     let mut bytes = 0;
     while started.elapsed() < Duration::from_secs(seconds) {
         let next = Instant::now() + SCRAPE;
+        if let Ok(Some(status)) = served.0.try_wait() {
+            panic!("serve ended: {status}");
+        }
         bytes = get(port, "/metrics");
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
@@ -193,33 +206,6 @@ fn measure(title: &str, memtree: &str, root: u32, target: &[String]) {
         ms(percentile(&page, 0.5)),
         ms(percentile(&page, 0.99))
     );
-}
-
-/// A shell with `n` sleeping children, killed (the whole group) on drop.
-struct Sleepers(Child);
-
-impl Sleepers {
-    fn spawn(n: u64) -> Sleepers {
-        let script = format!("for i in $(seq {n}); do sleep 3600 & done; echo ready; wait");
-        let mut child = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        std::thread::sleep(Duration::from_secs(3));
-        Sleepers(child)
-    }
-}
-
-impl Drop for Sleepers {
-    fn drop(&mut self) {
-        let group = nix::unistd::Pid::from_raw(-(self.0.id() as i32));
-        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
 }
 
 fn main() {

@@ -30,7 +30,7 @@ pub fn serve(args: ServeArgs) -> Result<i32> {
     let no_target = t.pids.is_empty() && !t.all && t.workload.is_none() && t.command.is_empty();
     let target_args = if no_target { &everything } else { t };
     // Listen before anything starts, so a taken address leaves nothing behind.
-    let server = serve::listen(args.listen).map_err(|e| {
+    let listener = serve::listen(args.listen).map_err(|e| {
         usage(format!("cannot listen on {}: {}", args.listen, visible(&e.to_string())))
     })?;
     signals::catch().context("cannot catch signals")?;
@@ -95,7 +95,7 @@ pub fn serve(args: ServeArgs) -> Result<i32> {
     };
     let pid = child.as_ref().map(std::process::Child::id);
     let mut status = None;
-    let ended = serve::serve(&server, session, first, &options, || {
+    let ended = serve::serve(listener, session, first, &options, || {
         if let Some(pid) = pid
             && let Some(code) = command::exited(pid)
         {

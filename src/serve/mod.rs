@@ -5,9 +5,11 @@
 //! Prometheus scrapes, and however many scrapers there are, no process is read more often than
 //! the cadence allows. The figures' ages are exported with them.
 //!
-//! It reads nothing from /proc itself: the [`Session`] does. The HTTP server is tiny_http
-//! (one thread accepts, this one answers: a scrape is an encode of at most a few hundred
-//! series, well under a millisecond).
+//! It reads nothing from /proc itself: the [`Session`] does. HTTP is [`http`]'s: a thread per
+//! connection, bounded in number and in time; a scrape is an encode of at most a few hundred
+//! series, well under a millisecond.
+
+pub mod http;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,21 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::report::openmetrics::{self, Exposition};
 use crate::sampler::{Round, Session};
-
-/// How long a connection may take to send a request or to take an answer: a client that
-/// stops reading (or never sends) holds a thread that long at most.
-const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Listens on `address`, with [`SOCKET_TIMEOUT`] on every connection (set on the listening
-/// socket, whose timeouts Linux gives each socket it accepts; tiny_http sets none).
-pub fn listen(address: std::net::SocketAddr) -> std::io::Result<tiny_http::Server> {
-    use nix::sys::socket::{setsockopt, sockopt};
-    let listener = std::net::TcpListener::bind(address)?;
-    let timeout = nix::sys::time::TimeVal::new(SOCKET_TIMEOUT.as_secs() as _, 0);
-    setsockopt(&listener, sockopt::SendTimeout, &timeout)?;
-    setsockopt(&listener, sockopt::ReceiveTimeout, &timeout)?;
-    tiny_http::Server::from_listener(listener, None).map_err(std::io::Error::other)
-}
+pub use http::listen;
+use http::{Listener, Request, Response};
 
 /// What `serve` exports, besides the target.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +41,7 @@ pub enum Ended {
 /// Serves `/metrics` on `server` from rounds of `session`, the first of which is `first`,
 /// until `stop` returns true (asked every 100 ms) or the target is gone.
 pub fn serve(
-    server: &tiny_http::Server,
+    listener: Listener,
     mut session: Session,
     first: Round,
     options: &Options,
@@ -93,6 +82,16 @@ pub fn serve(
             })
             .expect("a thread can be started")
     };
+    let handler = {
+        let (latest, options) = (latest.clone(), options.clone());
+        Arc::new(move |request: &Request| {
+            // The round is taken out (an Arc) and encoded without holding the lock.
+            let round =
+                latest.lock().expect("the sampler thread does not panic holding it").clone();
+            answer(request, &round, exact_asked, dedup_asked, &options)
+        })
+    };
+    let server = listener.start(handler);
     let ended = loop {
         if stop() {
             break Ended::Stopped;
@@ -100,21 +99,9 @@ pub fn serve(
         if gone.load(Ordering::SeqCst) {
             break Ended::TargetGone;
         }
-        let request = match server.recv_timeout(Duration::from_millis(100)) {
-            Ok(Some(request)) => request,
-            Ok(None) => continue,
-            Err(_) => break Ended::Stopped,
-        };
-        // Each answer is written by a thread of its own, so a client that does not read
-        // cannot stall the loop; its socket's write timeout ([`listen`]) ends that thread.
-        // The round is taken out (an Arc) and encoded without holding the lock.
-        let round = latest.lock().expect("the sampler thread does not panic holding it").clone();
-        let options = options.clone();
-        let _ = std::thread::Builder::new().name("memtree-scrape".into()).spawn(move || {
-            let page = answer(&request, &round, exact_asked, dedup_asked, &options);
-            let _ = request.respond(page);
-        });
+        std::thread::sleep(Duration::from_millis(100));
     };
+    server.stop();
     // The sampling thread is not waited for: a round of the whole machine's pages can take
     // seconds, and nothing it holds outlives memtree.
     quit.store(true, Ordering::SeqCst);
@@ -158,44 +145,31 @@ fn accepts_openmetrics(accept: &str) -> bool {
     })
 }
 
-type Page = tiny_http::Response<std::io::Cursor<Vec<u8>>>;
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("a valid header")
-}
-
-fn text(status: u16, body: &str) -> Page {
-    tiny_http::Response::from_string(body)
-        .with_status_code(status)
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
-}
-
 /// The answer to one request: `/metrics` (OpenMetrics when the scraper accepts it, else the
 /// Prometheus text format), a pointer to it at `/`, 404 elsewhere, 405 for a method other than
 /// GET or HEAD.
 fn answer(
-    request: &tiny_http::Request,
+    request: &Request,
     round: &Round,
     exact_asked: bool,
     dedup_asked: bool,
     options: &Options,
-) -> Page {
-    use tiny_http::Method;
-    if !matches!(request.method(), Method::Get | Method::Head) {
-        return text(405, "memtree serves GET /metrics\n")
-            .with_header(header("Allow", "GET, HEAD"));
+) -> Response {
+    if !matches!(request.method.as_str(), "GET" | "HEAD") {
+        return Response::text(405, "memtree serves GET /metrics\n")
+            .with_header("Allow", "GET, HEAD");
     }
-    let path = request.url().split('?').next().unwrap_or("");
-    match path {
+    match request.path.as_str() {
         "/metrics" => {}
         "/" => {
-            return tiny_http::Response::from_string(
+            return Response::new(
+                200,
+                "text/html; charset=utf-8",
                 "<html><head><title>memtree</title></head><body><h1>memtree</h1>\
                  <p><a href=\"/metrics\">Metrics</a></p></body></html>\n",
-            )
-            .with_header(header("Content-Type", "text/html; charset=utf-8"));
+            );
         }
-        _ => return text(404, "not found: memtree serves /metrics\n"),
+        _ => return Response::text(404, "not found: memtree serves /metrics\n"),
     }
     let now = Instant::now();
     let mut ages = vec![("rollup", now.duration_since(round.at).as_secs_f64())];
@@ -214,11 +188,7 @@ fn answer(
         round_seconds: Some(round.cost.as_secs_f64()),
         ages,
     };
-    let wants_openmetrics = request
-        .headers()
-        .iter()
-        .filter(|h| h.field.equiv("Accept"))
-        .any(|h| accepts_openmetrics(h.value.as_str()));
+    let wants_openmetrics = request.accept.iter().any(|accept| accepts_openmetrics(accept));
     let (body, content_type) = if wants_openmetrics {
         (
             openmetrics::openmetrics(&round.accounting, &exposition),
@@ -230,7 +200,7 @@ fn answer(
             openmetrics::PROMETHEUS_TEXT_CONTENT_TYPE,
         )
     };
-    tiny_http::Response::from_string(body).with_header(header("Content-Type", content_type))
+    Response::new(200, content_type, body)
 }
 
 #[cfg(test)]

@@ -425,3 +425,56 @@ fn a_client_that_never_reads_stalls_neither_scrapes_nor_the_exit() {
     assert_eq!(served.stop(Signal::SIGTERM).code(), Some(0));
     drop(slow);
 }
+
+#[test]
+fn serve_outlives_idle_time_and_running_out_of_descriptors() {
+    use nix::sys::resource::{Resource, setrlimit};
+    let mut sleeper = Running::start({
+        let mut cmd = Command::new("sleep");
+        cmd.arg("600");
+        cmd
+    });
+    let port = free_port();
+    let mut cmd = memtree();
+    cmd.args(["serve", "--interval", "1s", "--listen", &format!("127.0.0.1:{port}")]);
+    cmd.args(["--pid", &sleeper.pid().to_string()]).stderr(Stdio::piped());
+    // Few descriptors: a few dozen connections exhaust them.
+    unsafe {
+        cmd.pre_exec(|| {
+            setrlimit(Resource::RLIMIT_NOFILE, 32, 32)?;
+            Ok(())
+        });
+    }
+    let mut served = Running::start(cmd);
+    let mut stderr = BufReader::new(served.0.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("serving"), "{line}");
+    // Longer than any socket timeout with no connection at all.
+    std::thread::sleep(Duration::from_secs(11));
+    let (metrics, _) = get(port, "/metrics", None);
+    assert_eq!(value(&metrics, "memtree_target_processes"), 1.0);
+    // Connections that send nothing, more than memtree has descriptors for; a few seconds of
+    // sampling rounds without descriptors.
+    let idle: Vec<std::net::TcpStream> =
+        (0..48).map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    std::thread::sleep(Duration::from_secs(3));
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let metrics = loop {
+        let answer = ureq::get(format!("http://127.0.0.1:{port}/metrics")).call();
+        if let Ok(mut answer) = answer {
+            break answer.body_mut().read_to_string().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no answer after the descriptors came back");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Still the same target, still sampled: the rounds without descriptors did not end it.
+    assert_eq!(value(&metrics, "memtree_target_processes"), 1.0);
+    assert!(served.0.try_wait().unwrap().is_none(), "serve ended");
+    assert_eq!(served.stop(Signal::SIGTERM).code(), Some(0));
+    let mut said = String::new();
+    stderr.read_to_string(&mut said).unwrap();
+    assert!(said.is_empty(), "serve said {said:?}");
+    sleeper.stop(Signal::SIGKILL);
+}

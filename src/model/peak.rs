@@ -5,18 +5,58 @@ use std::collections::HashMap;
 
 use super::accounting::{Peak, Totals};
 use super::figures::Figures;
-use super::snapshot::Snapshot;
+use super::snapshot::{Snapshot, Unreadable};
 
 /// Samples whose footprint is within this fraction of the highest count as the peak; among
 /// them the one with the highest Σ RSS wins (the moment a monitor looked worst), so a plateau
 /// is reported when every process of it has mapped its data, not at its first sample. Sampled
 /// footprints of a steady tree move by a few percent (allocator churn, pages being mapped).
+/// Before Σ RSS, a sample read whole ([`consistent`]) and steady ([`STEADY`]) is preferred.
 const PLATEAU: f64 = 0.05;
+
+/// A sample is steady when the one before it had the same processes and a Σ RSS within this
+/// share of its own: the tree was holding still, so what it maps has been written (a page is
+/// present from its first write on: a sample taken while the data was being filled has its
+/// pages but not yet their content, which `--dedup` reads).
+const STEADY: f64 = 0.01;
+
+/// A process whose present pages (pagemap) and rollup RSS differ by more than this share (and
+/// more than [`TORN_BYTES`]) was mapping or freeing memory fast while it was read: the sample's
+/// exact figures and its rollup are of different moments. Within the plateau a consistent
+/// sample is preferred to such a torn one, whatever their Σ RSS.
+const TORN: f64 = 0.10;
+const TORN_BYTES: u64 = 1 << 20;
+
+/// Whether every process's pages, where read, agree with its rollup (see [`TORN`]), and no
+/// process whose rollup was read exited before its pages or contents were.
+fn consistent(snapshot: &Snapshot) -> bool {
+    snapshot.processes.iter().all(|p| {
+        let vanished = |r: Option<&Unreadable>| matches!(r, Some(Unreadable::Vanished(_)));
+        if p.rollup.is_ok()
+            && (vanished(p.pages.as_ref().and_then(|r| r.as_ref().err()))
+                || vanished(p.content.as_ref().and_then(|r| r.as_ref().err())))
+        {
+            return false;
+        }
+        let (Ok(rollup), Some(Ok(pages))) = (&p.rollup, &p.pages) else { return true };
+        let Some(rss) = rollup.rss else { return true };
+        let present: u64 = pages
+            .entries
+            .iter()
+            .filter(|e| e.pfn().is_some())
+            .map(|e| e.bytes(snapshot.page_size))
+            .sum();
+        let gap = rss.abs_diff(present);
+        gap <= TORN_BYTES || (gap as f64) <= TORN * rss.max(present) as f64
+    })
+}
 
 #[derive(Debug, Default)]
 pub struct PeakTracker {
-    /// (footprint, rss_sum, snapshot) of the chosen sample.
-    best: Option<(u64, u64, Snapshot)>,
+    /// (footprint, (read whole and steady, read whole, Σ RSS), snapshot) of the chosen sample.
+    best: Option<(u64, (bool, bool, u64), Snapshot)>,
+    /// The pids and Σ RSS of the last sample.
+    last: Option<(Vec<u32>, u64)>,
     /// The last sample, while none had a footprint (every process unreadable, or none yet).
     fallback: Option<Snapshot>,
     max_footprint: u64,
@@ -54,17 +94,23 @@ impl PeakTracker {
             return None;
         };
         let rss_sum = totals.rss_sum.unwrap_or(0);
+        let whole = consistent(&snapshot);
+        let pids: Vec<u32> = snapshot.processes.iter().map(|p| p.pid).collect();
+        let steady = self.last.as_ref().is_some_and(|(last_pids, last_rss)| {
+            *last_pids == pids && (last_rss.abs_diff(rss_sum) as f64) <= STEADY * rss_sum as f64
+        });
+        self.last = Some((pids, rss_sum));
+        let rank = (whole && steady, whole, rss_sum);
         self.max_footprint = self.max_footprint.max(footprint);
         let floor = self.max_footprint as f64 * (1.0 - PLATEAU);
         let replace = match &self.best {
             None => true,
-            Some((best_footprint, best_rss, _)) => {
-                (*best_footprint as f64) < floor
-                    || (footprint as f64 >= floor && rss_sum > *best_rss)
+            Some((best_footprint, best_rank, _)) => {
+                (*best_footprint as f64) < floor || (footprint as f64 >= floor && rank > *best_rank)
             }
         };
         if replace {
-            self.best = Some((footprint, rss_sum, snapshot));
+            self.best = Some((footprint, rank, snapshot));
         }
         Some(footprint)
     }
@@ -135,5 +181,58 @@ mod tests {
         tracker.observe(snap(&[(1, 10, 200)]));
         let (best, _) = tracker.finish();
         assert_eq!(best.unwrap().processes[0].rollup.as_ref().unwrap().pss, Some(200));
+    }
+
+    #[test]
+    fn on_a_plateau_a_sample_whose_pages_and_rollup_agree_wins_over_a_torn_one() {
+        use crate::model::snapshot::{PageEntry, PagesRaw, pagemap_bits::PRESENT};
+        // `rss` by the rollup, `present` 4 KiB pages by pagemap: of another moment when the
+        // process was mapping fast.
+        let sample = |rss: u64, present: u64| {
+            let mut s = snap(&[(1, rss, rss)]);
+            s.page_size = 4096;
+            s.processes[0].pages = Some(Ok(PagesRaw {
+                mappings: Vec::new(),
+                entries: (0..present)
+                    .map(|i| PageEntry::new(i * 4096, PRESENT | (i + 1)))
+                    .collect(),
+                ranges: Vec::new(),
+            }));
+            s
+        };
+        let mib = 1 << 20;
+        let mut tracker = PeakTracker::new();
+        // 100 MiB by both.
+        tracker.observe(sample(100 * mib, 100 * 256));
+        // 102 MiB by the rollup, read after pagemap saw 40 MiB: torn, though RSS is higher.
+        tracker.observe(sample(102 * mib, 40 * 256));
+        let (best, _) = tracker.finish();
+        assert_eq!(best.unwrap().processes[0].rollup.as_ref().unwrap().rss, Some(100 * mib));
+        // A torn sample is still the peak when it is the only one there.
+        let mut tracker = PeakTracker::new();
+        tracker.observe(sample(10 * mib, 10 * 256));
+        tracker.observe(sample(100 * mib, 40 * 256));
+        let (best, _) = tracker.finish();
+        assert_eq!(best.unwrap().processes[0].rollup.as_ref().unwrap().rss, Some(100 * mib));
+    }
+
+    #[test]
+    fn on_a_plateau_a_steady_sample_wins_over_the_first_one_there() {
+        let rss_of =
+            |best: Option<Snapshot>| best.unwrap().processes[0].rollup.as_ref().unwrap().rss;
+        let mut tracker = PeakTracker::new();
+        tracker.observe(snap(&[(1, 50, 50)]));
+        // The first sample at the plateau: its pages are there, not yet all of their content.
+        tracker.observe(snap(&[(1, 101, 101)]));
+        // Holding still (within 1 % of the sample before): steady.
+        tracker.observe(snap(&[(1, 100, 100)]));
+        tracker.observe(snap(&[(1, 99, 99)]));
+        assert_eq!(rss_of(tracker.finish().0), Some(100));
+        // A process that appeared or left makes the sample after it not steady.
+        let mut tracker = PeakTracker::new();
+        tracker.observe(snap(&[(1, 100, 100)]));
+        tracker.observe(snap(&[(1, 100, 100), (2, 1, 1)]));
+        tracker.observe(snap(&[(1, 100, 100), (2, 1, 1)]));
+        assert_eq!(tracker.finish().0.unwrap().processes.len(), 2);
     }
 }

@@ -106,6 +106,8 @@ struct ProcessJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     zero_filled_bytes: Option<Option<u64>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    dedup_unreadable: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mappings: Option<Option<Vec<MappingJson<'a>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_unreadable: Option<String>,
@@ -363,6 +365,7 @@ fn process<'a>(
         exact_unreadable: row.exact.as_ref().map(|e| e.as_ref().err().map(ToString::to_string)),
         duplicated_bytes: row.dedup.as_ref().map(|d| d.as_ref().ok().map(|d| d.duplicated)),
         zero_filled_bytes: row.dedup.as_ref().map(|d| d.as_ref().ok().map(|d| d.zero_filled)),
+        dedup_unreadable: row.dedup.as_ref().map(|d| d.as_ref().err().map(ToString::to_string)),
         mappings,
         mappings_unreadable,
     }

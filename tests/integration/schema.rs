@@ -62,6 +62,7 @@ pub struct Process {
     pub exact_unreadable: Option<Option<String>>,
     pub duplicated_bytes: Option<Option<u64>>,
     pub zero_filled_bytes: Option<Option<u64>>,
+    pub dedup_unreadable: Option<Option<String>>,
     pub mappings: Option<Option<Vec<Mapping>>>,
     pub mappings_unreadable: Option<String>,
 }

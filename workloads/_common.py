@@ -1,12 +1,15 @@
 """Shared by the workload programs: options, the data, the task every worker runs, and timing.
 
-Every program builds the same DataFrame (ROWS x COLS float64, pseudo-random, so neither the zero
-page nor KSM can hide a copy), starts a fork-context multiprocessing.Pool of WORKERS, and gives
-each worker exactly one task that touches the whole frame and then holds it for HOLD seconds, so
-that memtree (or any monitor) can look at the tree while every worker has its data."""
+Every program builds the same DataFrame (ROWS x COLS float64, pseudo-random from a fixed seed:
+neither the zero page nor KSM can hide a copy, and copies rebuilt in different processes are
+identical, so memtree reports them as duplicated), starts a multiprocessing.Pool of WORKERS with
+the start method asked for (--start-method; the interpreter's default otherwise, said at start),
+and gives each worker exactly one task that touches the whole frame and then holds it for HOLD
+seconds, so that memtree (or any monitor) can look at the tree while every worker has its data."""
 import argparse
 import multiprocessing
 import os
+import platform
 import sys
 import time
 
@@ -21,6 +24,12 @@ def options(description):
     ap.add_argument("--workers", type=int, default=4, help="Pool processes")
     ap.add_argument("--hold", type=float, default=5.0,
                     help="seconds each worker holds its data before returning")
+    ap.add_argument("--start-method", choices=["fork", "forkserver", "spawn"], default=None,
+                    help="how the Pool starts its workers (default: the interpreter's, "
+                         "forkserver on Linux since Python 3.14, fork before)")
+    ap.add_argument("--forkserver-preload", action="store_true",
+                    help="with forkserver: set_forkserver_preload(['__main__']), asking the "
+                         "fork server to import this program before it forks workers")
     return ap
 
 
@@ -46,9 +55,22 @@ def touch_and_hold(df, hold):
     return os.getpid(), total
 
 
-def pool(workers, initializer=None, initargs=()):
-    # Fork explicitly: the default start method differs across Python versions and platforms.
-    return multiprocessing.get_context("fork").Pool(workers, initializer, initargs)
+def context(args):
+    """The multiprocessing context of --start-method (the interpreter's default when not asked),
+    said on stdout: the default differs across Python versions and platforms."""
+    ctx = multiprocessing.get_context(args.start_method)
+    method = ctx.get_start_method()
+    how = "asked" if args.start_method else f"Python {platform.python_version()}'s default"
+    say(f"start method: {method} ({how})")
+    if args.forkserver_preload:
+        if method != "forkserver":
+            raise SystemExit("--forkserver-preload needs --start-method forkserver")
+        ctx.set_forkserver_preload(["__main__"])
+    return ctx
+
+
+def pool(args, initializer=None, initargs=()):
+    return context(args).Pool(args.workers, initializer, initargs)
 
 
 def say(message):

@@ -19,7 +19,7 @@ if __name__ == "__main__":
     df = c.make_frame(args.rows, args.cols)
     c.say(f"DataFrame of {c.mib(c.frame_bytes(df))} passed by functools.partial to "
           f"{args.workers} workers (pickled per task)")
-    with c.Timer() as t, c.pool(args.workers) as pool:
+    with c.Timer() as t, c.pool(args) as pool:
         results = pool.map(functools.partial(task, df, hold=args.hold), range(args.workers),
                            chunksize=1)
     c.say(f"{len({pid for pid, _ in results})} workers done in {t.seconds:.2f} s")

@@ -16,7 +16,7 @@ if __name__ == "__main__":
     df = c.make_frame(args.rows, args.cols)
     c.say(f"DataFrame of {c.mib(c.frame_bytes(df))} passed by starmap to {args.workers} "
           "workers (pickled per task)")
-    with c.Timer() as t, c.pool(args.workers) as pool:
+    with c.Timer() as t, c.pool(args) as pool:
         results = pool.starmap(task, [(df, i, args.hold) for i in range(args.workers)],
                                chunksize=1)
     c.say(f"{len({pid for pid, _ in results})} workers done in {t.seconds:.2f} s")

@@ -259,6 +259,16 @@ pub struct CompareArgs {
     /// No duplicated content, even as root (exact figures stay).
     #[arg(long)]
     pub no_dedup: bool,
+    /// Compare Python's start methods instead, with the real programs of workloads/: a Pool
+    /// whose workers read a module-level pandas DataFrame under fork, forkserver and spawn; the
+    /// seed's structure (a frame built in main(), read through a global) under forkserver; and
+    /// the shared-memory fix. --size is the frame's [default: 64MiB], --workers the Pool's
+    /// [default: 2]. Needs numpy and pandas.
+    #[arg(long, conflicts_with = "touch")]
+    pub python: bool,
+    /// The interpreter `--python` runs.
+    #[arg(long, value_name = "PROGRAM", default_value = "python3", requires = "python")]
+    pub interpreter: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,

@@ -1,5 +1,7 @@
 //! CLI layer: `memtree run` (one built-in workload, in this process) and `memtree compare`
-//! (the three one after another, each measured by one round of the shared sampler).
+//! (the three one after another, each measured by one round of the shared sampler; with
+//! `--python`, the seed scenario's Python programs, each followed to its peak as `report --
+//! CMD` follows one).
 
 use std::io;
 
@@ -28,12 +30,23 @@ pub fn run(args: RunArgs) -> Result<i32> {
     Ok(status)
 }
 
+const NO_OPENMETRICS: &str = "compare has no openmetrics format (its workloads end with it); \
+    export a running tree with `memtree report --format openmetrics` or `memtree serve`";
+
+/// Exact figures and duplicated content for a comparison: as root unless turned off;
+/// duplicated content without root too, from the pages each worker alone maps.
+fn compare_options(args: &CompareArgs, sampler: &Sampler) -> SampleOptions {
+    let exact = args.exact || (sampler.privileged() && !args.no_exact);
+    let dedup = args.dedup || (!args.no_exact && !args.no_dedup);
+    SampleOptions { exact, dedup, ..SampleOptions::default() }
+}
+
 pub fn compare(args: CompareArgs) -> Result<i32> {
     if args.format == Format::Openmetrics {
-        return Err(usage(
-            "compare has no openmetrics format (its workloads end with it); export a running \
-             tree with `memtree report --format openmetrics` or `memtree serve`",
-        ));
+        return Err(usage(NO_OPENMETRICS));
+    }
+    if args.python {
+        return compare_python(args);
     }
     let mut out = Output::open(None)?;
     let sampler = Sampler::live();
@@ -49,12 +62,7 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
             check_memory(spec.projected_bytes(), available, &what).map_err(usage)?;
         }
     }
-    // As root, exact figures and duplicated content are measured unless turned off.
-    let privileged = sampler.privileged();
-    let exact = args.exact || (privileged && !args.no_exact);
-    // Duplicated content is measured without root too, from the pages each worker alone maps.
-    let dedup = args.dedup || (!args.no_exact && !args.no_dedup);
-    let options = SampleOptions { exact, dedup, ..SampleOptions::default() };
+    let options = compare_options(&args, &sampler);
     let mut results = Vec::with_capacity(specs.len());
     for spec in &specs {
         let workload = RunningWorkload::start(*spec)
@@ -74,4 +82,84 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
         .context("cannot write the comparison to stdout")?;
     out.finish()?;
     Ok(0)
+}
+
+/// The frame of `compare --python` unless --size says otherwise.
+const PYTHON_DEFAULT_SIZE: u64 = 64 << 20;
+const PYTHON_DEFAULT_WORKERS: usize = 2;
+/// How long each worker holds its frame: long enough for a few samples of every worker.
+const PYTHON_HOLD_SECONDS: f64 = 2.0;
+/// What one interpreter with numpy and pandas takes besides the data, for the memory check.
+const INTERPRETER_BYTES: u64 = 96 << 20;
+
+fn compare_python(args: CompareArgs) -> Result<i32> {
+    use crate::model::account;
+    use crate::report::compare::{PythonComparison, PythonResult};
+    use crate::runner::command;
+    use crate::runner::python::{COLS, Scripts, VARIANTS, interpreter};
+
+    let (python_version, default_start_method) = interpreter(&args.interpreter).map_err(usage)?;
+    let size = args.workload.size.unwrap_or(PYTHON_DEFAULT_SIZE);
+    let workers = args.workload.workers.map_or(PYTHON_DEFAULT_WORKERS, usize::from);
+    let rows = (size / (8 * COLS)).max(1);
+    let frame_bytes = rows * COLS * 8;
+    let sampler = Sampler::live();
+    if !args.workload.force {
+        // The worst variant: a frame in the parent and in every worker, beside its interpreter.
+        let projected = (workers as u64 + 2) * (frame_bytes + INTERPRETER_BYTES);
+        check_memory(projected, available(&sampler)?, "compare --python").map_err(usage)?;
+    }
+    let options = compare_options(&args, &sampler);
+    let mut out = Output::open(None)?;
+    let scripts = Scripts::write().context("cannot write the Python programs")?;
+    let mut results = Vec::with_capacity(VARIANTS.len());
+    for variant in VARIANTS {
+        let argv = variant.argv(&args.interpreter, &scripts, rows, workers, PYTHON_HOLD_SECONDS);
+        let log = tempfile::tempfile().context("cannot make a temporary file")?;
+        let mut session = Session::new(sampler.clone(), Target::Children, options)
+            .on_progress(super::report_cmd::progress_on_stderr());
+        let interval = std::time::Duration::from_millis(200);
+        let run = command::follow_logged(&argv, &mut session, interval, Some(&log))
+            .map_err(|e| usage(format!("cannot run {:?}: {e}", args.interpreter)))?;
+        // Interrupted: what was asked is not measured; nothing is printed.
+        if let Some(signal) = run.outcome.signal.filter(|s| {
+            [nix::libc::SIGINT, nix::libc::SIGTERM, nix::libc::SIGHUP, nix::libc::SIGQUIT]
+                .contains(s)
+        }) {
+            return Ok(128 + signal);
+        }
+        let accounting = run.peak.as_ref().map(|snapshot| {
+            let mut accounting = account(snapshot, &session.grouping(snapshot));
+            accounting.set_peaks(&run.peaks);
+            accounting
+        });
+        results.push(PythonResult {
+            variant,
+            frame_bytes,
+            workers,
+            accounting,
+            exit_status: run.exit_status(),
+            duration_seconds: run.outcome.duration_seconds,
+            said: last_line(log),
+        });
+    }
+    drop(scripts);
+    let comparison = PythonComparison { python_version, default_start_method, results };
+    crate::report::compare::write_python(&mut out.writer, args.format, &comparison, out.style)
+        .context("cannot write the comparison to stdout")?;
+    out.finish()?;
+    Ok(0)
+}
+
+/// The last non-empty line a program wrote to `log` (its last 8 KiB read), made visible and cut
+/// to 200 characters.
+fn last_line(mut log: std::fs::File) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let length = log.seek(SeekFrom::End(0)).ok()?;
+    log.seek(SeekFrom::Start(length.saturating_sub(8192))).ok()?;
+    let mut tail = Vec::new();
+    log.take(8192).read_to_end(&mut tail).ok()?;
+    let text = String::from_utf8_lossy(&tail);
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty())?;
+    Some(crate::units::shorten_right(&crate::units::visible(line), 200))
 }

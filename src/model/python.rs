@@ -53,6 +53,28 @@ impl PythonRole {
             _ => None,
         }
     }
+
+    /// What the table's NOTE and the dashboard's processes say of the process, in a few words.
+    pub fn label(self) -> &'static str {
+        match self {
+            PythonRole::Worker(StartMethod::Fork) => "forked worker",
+            PythonRole::Worker(StartMethod::Forkserver) => "fork-server worker",
+            PythonRole::Worker(StartMethod::Spawn) => "spawned worker",
+            PythonRole::ForkServer => "fork server",
+            PythonRole::ResourceTracker => "resource tracker",
+        }
+    }
+
+    /// What the detail pane says of the process.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PythonRole::Worker(StartMethod::Fork) => "Python worker, forked",
+            PythonRole::Worker(StartMethod::Forkserver) => "Python worker, from a fork server",
+            PythonRole::Worker(StartMethod::Spawn) => "Python worker, spawned",
+            PythonRole::ForkServer => "Python fork server (a helper)",
+            PythonRole::ResourceTracker => "Python resource tracker (a helper)",
+        }
+    }
 }
 
 fn says(row: &ProcessRow, code: &str) -> bool {
@@ -64,6 +86,11 @@ fn is_python(row: &ProcessRow) -> bool {
         let base = program.rsplit('/').next().unwrap_or(program);
         base.starts_with("python") || base == "pypy3"
     })
+}
+
+/// The role of every multiprocessing process of every tree of `accounting`, by pid.
+pub fn all_roles(accounting: &super::Accounting) -> HashMap<u32, PythonRole> {
+    accounting.trees.iter().flat_map(roles).collect()
 }
 
 /// The role of every multiprocessing process of `tree`, by pid.

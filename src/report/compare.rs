@@ -1,5 +1,6 @@
 //! Report layer: `memtree compare` — the three workloads side by side, with a verdict per
-//! variant built from its numbers. Schema `memtree.compare/v1` for JSON.
+//! variant built from its numbers; and `compare --python`, the seed scenario under Python's
+//! start methods. Schema `memtree.compare/v1` for JSON (`kind` tells the two apart).
 
 use std::io::{self, Write};
 
@@ -10,8 +11,12 @@ use super::grid::{Align, Grid};
 use super::json::TotalsJson;
 use super::{Format, Style};
 use crate::model::Accounting;
+use crate::model::dedup::DedupMethod;
+use crate::runner::python::PythonVariant;
 use crate::runner::spec::Spec;
-use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio_opt, utc_timestamp};
+use crate::units::{
+    NOT_AVAILABLE, human_bytes, human_opt, ratio, ratio_opt, utc_timestamp, visible,
+};
 
 pub const SCHEMA: &str = "memtree.compare/v1";
 
@@ -132,24 +137,42 @@ fn write_text(
             writeln!(out, "{}: {}", r.spec.variant, r.verdict())?;
         }
     }
-    let measured = results.iter().all(|r| r.accounting.totals.dedup_ok().is_some());
-    if !measured {
-        writeln!(out)?;
-        let reason = results.iter().find_map(|r| match &r.accounting.totals.dedup {
-            Some(Err(reason)) => Some(reason.to_string()),
-            _ => None,
-        });
-        match reason {
-            Some(reason) => writeln!(out, "DUPLICATED could not be measured: {reason}.")?,
-            None => writeln!(out, "{NOT_MEASURED_NOTE}")?,
-        }
+    duplicated_note(out, results.iter().map(|r| &r.accounting))
+}
+
+/// Why DUPLICATED is missing, when it is for any of `measured`.
+fn duplicated_note<'a>(
+    out: &mut dyn Write,
+    mut measured: impl Iterator<Item = &'a Accounting> + Clone,
+) -> io::Result<()> {
+    if measured.clone().all(|a| a.totals.dedup_ok().is_some()) {
+        return Ok(());
     }
-    Ok(())
+    writeln!(out)?;
+    let reason = measured.find_map(|a| match &a.totals.dedup {
+        Some(Err(reason)) => Some(reason.to_string()),
+        _ => None,
+    });
+    match reason {
+        Some(reason) => writeln!(out, "DUPLICATED could not be measured: {reason}."),
+        None => writeln!(out, "{NOT_MEASURED_NOTE}"),
+    }
+}
+
+/// How a comparison's DUPLICATED was measured, in JSON.
+fn duplicated_method(accounting: &Accounting) -> &'static str {
+    match &accounting.totals.dedup {
+        Some(Ok(d)) if d.method == DedupMethod::ExclusivePages => "exclusive_pages",
+        Some(Ok(_)) => "content",
+        Some(Err(_)) => "unavailable",
+        None => "not_measured",
+    }
 }
 
 #[derive(Serialize)]
 struct CompareJson<'a> {
     schema: &'static str,
+    kind: &'static str,
     taken_at_unix: f64,
     privileged: bool,
     size_bytes: u64,
@@ -175,6 +198,7 @@ fn write_json(out: &mut dyn Write, results: &[VariantResult]) -> io::Result<()> 
     let first = results.first();
     let doc = CompareJson {
         schema: SCHEMA,
+        kind: "workloads",
         taken_at_unix: first.map_or(0.0, |r| r.accounting.taken_at_unix),
         privileged: first.is_some_and(|r| r.accounting.privileged),
         size_bytes: first.map_or(0, |r| r.spec.size_bytes),
@@ -190,14 +214,282 @@ fn write_json(out: &mut dyn Write, results: &[VariantResult]) -> io::Result<()> 
                 totals: TotalsJson::from(&r.accounting.totals),
                 copies: r.copies().map(|c| (c * 1000.0).round() / 1000.0),
                 duplicated_bytes: r.accounting.totals.dedup_ok().map(|d| d.total.duplicated),
-                duplicated_method: match &r.accounting.totals.dedup {
-                    Some(Ok(d)) if d.method == crate::model::dedup::DedupMethod::ExclusivePages => {
-                        "exclusive_pages"
-                    }
-                    Some(Ok(_)) => "content",
-                    Some(Err(_)) => "unavailable",
-                    None => "not_measured",
-                },
+                duplicated_method: duplicated_method(&r.accounting),
+                verdict: r.verdict(),
+            })
+            .collect(),
+    };
+    serde_json::to_writer_pretty(&mut *out, &doc)?;
+    writeln!(out)
+}
+
+/// One variant of `compare --python`, measured at its tree's peak footprint.
+#[derive(Debug, Clone)]
+pub struct PythonResult {
+    pub variant: PythonVariant,
+    /// The DataFrame's data, in bytes.
+    pub frame_bytes: u64,
+    pub workers: usize,
+    /// The tree at its peak (`None` when no sample of it could be read).
+    pub accounting: Option<Accounting>,
+    /// The program's exit status (128 + a signal's number).
+    pub exit_status: i32,
+    pub duration_seconds: f64,
+    /// The program's last line of output, made visible and cut to 200 characters.
+    pub said: Option<String>,
+}
+
+/// A whole `compare --python` run.
+#[derive(Debug, Clone)]
+pub struct PythonComparison {
+    pub python_version: String,
+    pub default_start_method: String,
+    pub results: Vec<PythonResult>,
+}
+
+impl PythonResult {
+    /// How many copies of the frame the tree holds, from its content: one, and one more for
+    /// every frame's worth of duplicated content.
+    pub fn copies(&self) -> Option<f64> {
+        let d = self.accounting.as_ref()?.totals.dedup_ok()?;
+        Some(1.0 + d.total.duplicated as f64 / self.frame_bytes.max(1) as f64)
+    }
+
+    /// Multiprocessing's helpers in the tree: `fork server`, `resource tracker`.
+    pub fn helpers(&self) -> Vec<&'static str> {
+        use crate::model::python::{PythonRole, all_roles};
+        let Some(accounting) = &self.accounting else { return Vec::new() };
+        let roles = all_roles(accounting);
+        let mut helpers: Vec<&'static str> = roles
+            .values()
+            .filter_map(|r| match r {
+                PythonRole::ForkServer => Some("fork server"),
+                PythonRole::ResourceTracker => Some("resource tracker"),
+                PythonRole::Worker(_) => None,
+            })
+            .collect();
+        helpers.sort_unstable();
+        helpers.dedup();
+        helpers
+    }
+
+    /// One sentence, from the numbers.
+    pub fn verdict(&self) -> String {
+        if self.exit_status != 0 {
+            let said = self.said.as_deref().map(|l| format!(": {l}")).unwrap_or_default();
+            return format!("The program failed (exit status {}){said}.", self.exit_status);
+        }
+        let Some(t) = self.accounting.as_ref().map(|a| &a.totals) else {
+            return "Not measured: no sample of its tree could be read.".to_string();
+        };
+        let (Some(footprint), Some(rss), Some(overcount)) = (t.footprint, t.rss_sum, t.overcount)
+        else {
+            return "Not measured: its processes could not be read.".to_string();
+        };
+        let size = human_bytes(self.frame_bytes);
+        let workers = crate::units::count(self.workers, "worker", "workers");
+        let v = &self.variant;
+        let holding = match (self.copies(), t.dedup_ok()) {
+            (Some(c), _) if c < 1.5 => {
+                format!("One copy of the {size} frame serves the {workers}: {}", v.shares)
+            }
+            (Some(c), Some(d)) if c >= self.workers as f64 + 0.5 => format!(
+                "{c:.1} copies of the {size} frame, one in the parent and one in every worker: \
+                 {}; {} duplicated",
+                v.copies,
+                human_bytes(d.total.duplicated)
+            ),
+            (Some(c), Some(d)) => format!(
+                "{c:.1} copies of the {size} frame for {workers}; {} duplicated",
+                human_bytes(d.total.duplicated)
+            ),
+            _ => "How many copies it holds is not known without duplicated content".to_string(),
+        };
+        let helpers = self.helpers();
+        let helpers = if helpers.is_empty() {
+            String::new()
+        } else {
+            format!("; besides the workers, the {}", helpers.join(" and the "))
+        };
+        format!(
+            "{holding}; a monitor shows {} ({} the {} really used){helpers}.",
+            human_bytes(rss),
+            ratio(overcount),
+            human_bytes(footprint)
+        )
+    }
+}
+
+/// What the variants' names mean, under the comparison.
+const PYTHON_LEGEND: &str = "global: a DataFrame built at module level and read through the \
+    global (workloads/pool_module_global.py). main() global: built in main() and read through a \
+    global, the seed's structure (pool_global.py). shared memory: a multiprocessing.Array handed \
+    to the workers and wrapped with pd.DataFrame(array, copy=False) (pool_shared_array.py). \
+    COPIES: one, plus the duplicated content in frames.";
+
+pub fn write_python(
+    out: &mut dyn Write,
+    format: Format,
+    comparison: &PythonComparison,
+    style: Style,
+) -> io::Result<()> {
+    match format {
+        Format::Json => write_python_json(out, comparison),
+        Format::Table | Format::Markdown => write_python_text(out, format, comparison, style),
+        Format::Openmetrics => Err(io::Error::other("compare has no openmetrics format")),
+    }
+}
+
+fn python_title(c: &PythonComparison) -> String {
+    let first = c.results.first();
+    let taken = first.and_then(|r| r.accounting.as_ref()).map(|a| a.taken_at_unix);
+    format!(
+        "memtree compare --python: a {} DataFrame read by {} of a Pool, Python {} (default start \
+         method {}){}",
+        human_bytes(first.map_or(0, |r| r.frame_bytes)),
+        crate::units::count(first.map_or(0, |r| r.workers), "worker", "workers"),
+        visible(&c.python_version),
+        visible(&c.default_start_method),
+        taken.map(|t| format!(", {}", utc_timestamp(t))).unwrap_or_default()
+    )
+}
+
+fn python_grid(c: &PythonComparison) -> Grid {
+    let mut grid = Grid::new(&[
+        ("VARIANT", Align::Left),
+        ("EXIT", Align::Right),
+        ("Σ RSS", Align::Right),
+        ("Σ PSS", Align::Right),
+        ("FOOTPRINT", Align::Right),
+        ("COPIES", Align::Right),
+        ("OVERCOUNT", Align::Right),
+        ("DUPLICATED", Align::Right),
+    ]);
+    for r in &c.results {
+        let t = r.accounting.as_ref().map(|a| &a.totals);
+        let dup = match t.and_then(|t| t.dedup.as_ref()) {
+            Some(Ok(d)) => human_bytes(d.total.duplicated),
+            Some(Err(_)) => NOT_AVAILABLE.to_string(),
+            None if t.is_some() => NOT_MEASURED.to_string(),
+            None => NOT_AVAILABLE.to_string(),
+        };
+        grid.push(vec![
+            r.variant.name.to_string(),
+            r.exit_status.to_string(),
+            human_opt(t.and_then(|t| t.rss_sum)),
+            human_opt(t.and_then(|t| t.pss_sum)),
+            human_opt(t.and_then(|t| t.footprint)),
+            r.copies().map_or(NOT_AVAILABLE.into(), |c| format!("{c:.1}")),
+            ratio_opt(t.and_then(|t| t.overcount)),
+            dup,
+        ]);
+    }
+    grid
+}
+
+fn write_python_text(
+    out: &mut dyn Write,
+    format: Format,
+    c: &PythonComparison,
+    style: Style,
+) -> io::Result<()> {
+    let title = python_title(c);
+    let grid = python_grid(c);
+    if format == Format::Markdown {
+        writeln!(out, "### {title}")?;
+        writeln!(out)?;
+        grid.write_markdown(out)?;
+        writeln!(out)?;
+        for r in &c.results {
+            writeln!(out, "- **{}**: {}", r.variant.name, r.verdict())?;
+        }
+        writeln!(out)?;
+        writeln!(out, "{PYTHON_LEGEND}")?;
+    } else {
+        if style.color {
+            writeln!(out, "{}", title.as_str().bold())?;
+        } else {
+            writeln!(out, "{title}")?;
+        }
+        writeln!(out)?;
+        grid.write_text(out, style.color, style.width)?;
+        let width = style.width.max(40);
+        for r in &c.results {
+            writeln!(out)?;
+            for line in crate::units::wrap(&format!("{}: {}", r.variant.name, r.verdict()), width) {
+                writeln!(out, "{line}")?;
+            }
+        }
+        writeln!(out)?;
+        for line in crate::units::wrap(PYTHON_LEGEND, width) {
+            writeln!(out, "{line}")?;
+        }
+    }
+    duplicated_note(out, c.results.iter().filter_map(|r| r.accounting.as_ref()))
+}
+
+#[derive(Serialize)]
+struct PythonCompareJson<'a> {
+    schema: &'static str,
+    kind: &'static str,
+    taken_at_unix: Option<f64>,
+    privileged: bool,
+    python_version: &'a str,
+    default_start_method: &'a str,
+    frame_bytes: u64,
+    workers: usize,
+    variants: Vec<PythonVariantJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct PythonVariantJson<'a> {
+    variant: &'a str,
+    program: &'a str,
+    start_method: &'a str,
+    exit_status: i32,
+    duration_seconds: f64,
+    said: Option<&'a str>,
+    root_pid: Option<u32>,
+    totals: Option<TotalsJson>,
+    copies: Option<f64>,
+    duplicated_bytes: Option<u64>,
+    duplicated_method: &'static str,
+    helpers: Vec<&'static str>,
+    verdict: String,
+}
+
+fn write_python_json(out: &mut dyn Write, c: &PythonComparison) -> io::Result<()> {
+    let first = c.results.first();
+    let measured = || c.results.iter().filter_map(|r| r.accounting.as_ref());
+    let doc = PythonCompareJson {
+        schema: SCHEMA,
+        kind: "python",
+        taken_at_unix: measured().next().map(|a| a.taken_at_unix),
+        privileged: measured().next().is_some_and(|a| a.privileged),
+        python_version: &c.python_version,
+        default_start_method: &c.default_start_method,
+        frame_bytes: first.map_or(0, |r| r.frame_bytes),
+        workers: first.map_or(0, |r| r.workers),
+        variants: c
+            .results
+            .iter()
+            .map(|r| PythonVariantJson {
+                variant: r.variant.name,
+                program: r.variant.program,
+                start_method: r.variant.start_method,
+                exit_status: r.exit_status,
+                duration_seconds: r.duration_seconds,
+                said: r.said.as_deref(),
+                root_pid: r.accounting.as_ref().and_then(|a| a.trees.first()).map(|t| t.root_pid),
+                totals: r.accounting.as_ref().map(|a| TotalsJson::from(&a.totals)),
+                copies: r.copies().map(|c| (c * 1000.0).round() / 1000.0),
+                duplicated_bytes: r
+                    .accounting
+                    .as_ref()
+                    .and_then(|a| a.totals.dedup_ok())
+                    .map(|d| d.total.duplicated),
+                duplicated_method: r.accounting.as_ref().map_or("unavailable", duplicated_method),
+                helpers: r.helpers(),
                 verdict: r.verdict(),
             })
             .collect(),

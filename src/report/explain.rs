@@ -199,30 +199,79 @@ pub fn tree_paragraph(tree: &Tree, spec: Option<Spec>) -> String {
     words.join(" ")
 }
 
-/// How Python started the tree's multiprocessing workers, when its command lines say so: a
-/// forked worker shares its parent's pages; one from a fork server or spawned inherited none of
-/// its data (Python 3.14's default on Linux is the fork server).
+/// How Python started the tree's multiprocessing workers, when its command lines say so, with
+/// what that did to their memory: a forked worker shares its parent's pages; one from a fork
+/// server or spawned inherited none of its data, so what it holds is its own — rebuilt or
+/// received, and duplicated when the others hold the same (Python 3.14's default on Linux is
+/// the fork server).
 fn start_methods(tree: &Tree) -> Option<String> {
     use crate::model::python::{StartMethod, roles};
     let roles = roles(tree);
-    let count_of = |m: StartMethod| roles.values().filter(|r| r.start_method() == Some(m)).count();
     let mut parts = Vec::new();
     for (method, how) in [
         (StartMethod::Fork, "forked: they share the parent's pages copy-on-write"),
         (
             StartMethod::Forkserver,
-            "started by a fork server: they inherited nothing of the parent's data, so what they \
-             hold they built or received themselves",
+            "started by a fork server: they inherited nothing of the parent's data, so what \
+             they hold is their own, built or received in each",
         ),
         (
             StartMethod::Spawn,
-            "spawned as fresh interpreters: they inherited nothing of the parent's data",
+            "spawned as fresh interpreters: they inherited nothing of the parent's data, so \
+             what they hold is their own, built or received in each",
         ),
     ] {
-        let n = count_of(method);
-        if n > 0 {
-            parts.push(format!("{} {how}", count(n, "Python worker was", "Python workers were")));
+        let workers: Vec<_> = tree
+            .processes
+            .iter()
+            .filter(|p| roles.get(&p.pid).and_then(|r| r.start_method()) == Some(method))
+            .collect();
+        if workers.is_empty() {
+            continue;
         }
+        let mut part =
+            format!("{} {how}", count(workers.len(), "Python worker was", "Python workers were"));
+        // Their own memory: exact USS where measured, else the rollup's; only when every
+        // worker's is known (a sum over some would mislead).
+        let own: Option<Vec<u64>> = workers
+            .iter()
+            .map(|p| match &p.exact {
+                Some(Ok(e)) => Some(e.uss),
+                _ => p.figures.as_ref().ok().and_then(|f| f.uss),
+            })
+            .collect();
+        if let Some(own) = own {
+            let (low, high) = (own.iter().min().copied(), own.iter().max().copied());
+            if let (Some(low), Some(high)) = (low, high) {
+                // Close figures are one ("about 1 MiB"), spread ones a range.
+                let mean = own.iter().sum::<u64>() / own.len() as u64;
+                let each = if human_bytes(low) == human_bytes(high) {
+                    human_bytes(low)
+                } else if high as f64 <= low as f64 * 1.25 {
+                    format!("about {}", human_bytes(mean))
+                } else {
+                    format!("{} to {}", human_bytes(low), human_bytes(high))
+                };
+                let whose = if workers.len() == 1 { "it holds" } else { "each holds" };
+                part.push_str(&format!(" ({whose} {each} of its own"));
+                let duplicated: Option<u64> = workers
+                    .iter()
+                    .map(|p| p.dedup.as_ref().and_then(|d| d.as_ref().ok()).map(|d| d.duplicated))
+                    .sum();
+                match duplicated {
+                    Some(d) if d >= 1 << 20 && method != StartMethod::Fork => {
+                        part.push_str(&format!(
+                            "; {} of it is the same content as elsewhere in the tree: copies, \
+                         not shared",
+                            human_bytes(d)
+                        ))
+                    }
+                    _ => {}
+                }
+                part.push(')');
+            }
+        }
+        parts.push(part);
     }
     (!parts.is_empty()).then(|| format!("{}.", parts.join("; ")))
 }

@@ -97,6 +97,7 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
     let mut grid = Grid::new(&columns).fit("NOTE", Fit::Wrap);
     let mut hidden_kernel_threads = 0;
     for tree in &accounting.trees {
+        let roles = crate::model::python::roles(tree);
         for row in &tree.processes {
             if row.figures == Err(Unreadable::NoAddressSpace) && row.depth > 0 {
                 hidden_kernel_threads += 1;
@@ -113,13 +114,15 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
                 cells.push(human_opt(p.map(|p| p.rss)));
                 cells.push(human_opt(p.map(|p| p.pss)));
             }
-            cells.push(
-                row.figures
-                    .as_ref()
-                    .err()
-                    .map(|r| visible(&r.to_string()).into_owned())
-                    .unwrap_or_default(),
-            );
+            let mut note: Vec<String> = row
+                .figures
+                .as_ref()
+                .err()
+                .map(|r| visible(&r.to_string()).into_owned())
+                .into_iter()
+                .collect();
+            note.extend(roles.get(&row.pid).map(|r| r.label().to_string()));
+            cells.push(note.join("; "));
             grid.push(cells);
         }
         if tree.processes.len() > 1 || accounting.trees.len() == 1 {

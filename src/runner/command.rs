@@ -72,13 +72,29 @@ pub fn follow(
     session: &mut Session,
     interval: Duration,
 ) -> io::Result<FollowedRun> {
+    follow_logged(argv, session, interval, None)
+}
+
+/// [`follow`], with CMD's stdout and stderr written to `log` instead of memtree's (its stdin
+/// is then /dev/null).
+pub fn follow_logged(
+    argv: &[String],
+    session: &mut Session,
+    interval: Duration,
+    log: Option<&std::fs::File>,
+) -> io::Result<FollowedRun> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given after --"))?;
     nix::sys::prctl::set_child_subreaper(true).map_err(io::Error::from)?;
     signals::catch().map_err(io::Error::from)?;
     let started = Instant::now();
-    let child = Command::new(program).args(args).spawn()?;
+    let mut command = Command::new(program);
+    command.args(args);
+    if let Some(log) = log {
+        command.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log.try_clone()?);
+    }
+    let child = command.spawn()?;
     let pid = child.id();
 
     let mut tracker = PeakTracker::new();

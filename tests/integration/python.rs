@@ -33,23 +33,50 @@ fn have_pandas() -> bool {
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn run_workload(program: &str, extra: &[&str]) -> Report {
+    let (report, status, said) = run_workload_with(&[], program, extra);
+    assert_eq!(status, Some(0), "{program}: {said}");
+    report
+}
+
+/// `memtree report --format json REPORT_ARGS -- python3 workloads/PROGRAM …`: the report, the
+/// exit status and what both said.
+fn run_workload_with(
+    report_args: &[&str],
+    program: &str,
+    extra: &[&str],
+) -> (Report, Option<i32>, String) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("report.json");
     let script = repo().join("workloads").join(program);
     let (rows, cols, workers) = (ROWS.to_string(), COLS.to_string(), WORKERS.to_string());
     let out = memtree()
-        .args(["report", "--format", "json", "--output", json.to_str().unwrap(), "--"])
+        .args(["report", "--format", "json", "--output", json.to_str().unwrap()])
+        .args(report_args)
+        .arg("--")
         .args(["python3", script.to_str().unwrap()])
         .args(["--rows", &rows, "--cols", &cols, "--workers", &workers, "--hold", "2"])
         .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{program}: {}{}", text(&out.stdout), text(&out.stderr));
-    let report = parse(&std::fs::read(&json).unwrap());
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let report = parse(&std::fs::read(&json).unwrap_or_else(|e| panic!("{e}: {said}")));
     report.check_invariants();
     assert_eq!(report.moment, "peak");
-    report
+    (report, out.status.code(), said)
+}
+
+/// The processes Python's multiprocessing started as workers, with how.
+fn workers_started(report: &Report) -> Vec<&Process> {
+    report.processes.iter().filter(|p| p.python_role.as_deref() == Some("worker")).collect()
+}
+
+fn roles(report: &Report) -> Vec<&str> {
+    let mut roles: Vec<&str> =
+        report.processes.iter().filter_map(|p| p.python_role.as_deref()).collect();
+    roles.sort_unstable();
+    roles.dedup();
+    roles
 }
 
 /// The Pool's worker processes at the peak: the main program's children.
@@ -153,4 +180,147 @@ fn each_worker_says_how_python_started_it() {
         let main = report.processes.iter().find(|p| p.pid.to_string() == pid).unwrap();
         assert_eq!(main.python_role, None, "the main process is not a worker");
     }
+}
+
+#[test]
+fn the_start_method_decides_how_many_copies_of_a_module_level_frame_there_are() {
+    if !have_pandas() {
+        return;
+    }
+    for method in ["fork", "forkserver", "spawn"] {
+        let extra = ["--start-method", method];
+        let (report, status, said) =
+            run_workload_with(&["--dedup"], "pool_module_global.py", &extra);
+        assert_eq!(status, Some(0), "{method}: {said}");
+        let workers = workers_started(&report);
+        assert_eq!(workers.len(), WORKERS, "{method}: {:#?}", report.processes);
+        let duplicated = report.totals.duplicated_bytes.unwrap();
+        for w in &workers {
+            assert_eq!(w.python_start_method.as_deref(), Some(method), "{w:?}");
+        }
+        let explanation = report.explanation.join(" ");
+        match method {
+            "fork" => {
+                for w in &workers {
+                    let uss = w.peak_uss_bytes.unwrap().unwrap();
+                    assert!(uss < DATA / 4, "fork: one copy, shared: {w:?}");
+                }
+                assert!(duplicated < DATA / 4, "fork: nothing copied: {duplicated}");
+                assert_eq!(roles(&report), ["worker"], "fork needs no helper");
+                assert!(explanation.contains("3 Python workers were forked"), "{explanation}");
+            }
+            _ => {
+                for w in &workers {
+                    let uss = w.peak_uss_bytes.unwrap().unwrap();
+                    assert!(uss >= DATA * 9 / 10, "{method}: a rebuilt copy: {w:?}");
+                }
+                // The parent's copy, and one identical copy in every worker.
+                let copies = WORKERS as u64 * DATA;
+                assert!(duplicated >= copies * 9 / 10, "{method}: {duplicated} < {copies}");
+                let helpers = if method == "forkserver" {
+                    vec!["fork_server", "resource_tracker", "worker"]
+                } else {
+                    vec!["resource_tracker", "worker"]
+                };
+                assert_eq!(roles(&report), helpers, "{method}");
+            }
+        }
+        if method == "forkserver" {
+            // What the explanation says of such a tree, figures included.
+            let sentence = explanation
+                .split(". ")
+                .find(|s| s.contains("Python workers were started by a fork server"))
+                .unwrap_or_else(|| panic!("{explanation}"));
+            assert!(
+                sentence.starts_with(
+                    "3 Python workers were started by a fork server: they inherited nothing of \
+                     the parent's data, so what they hold is their own, built or received in \
+                     each (each holds "
+                ),
+                "{sentence}"
+            );
+            assert!(
+                sentence.contains(
+                    "of it is the same content as elsewhere in the tree: copies, not shared"
+                ),
+                "{sentence}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_seeds_main_built_global_fails_in_forkserver_workers_and_the_status_says_so() {
+    if !have_pandas() {
+        return;
+    }
+    let extra = ["--start-method", "forkserver"];
+    let (report, status, said) = run_workload_with(&[], "pool_global.py", &extra);
+    assert_eq!(status, Some(1), "the program's own status: {said}");
+    assert!(said.contains("name 'DF' is not defined"), "{said}");
+    // The tree was still measured, helpers named.
+    assert_eq!(report.command.as_ref().unwrap().exit_code, Some(1));
+    assert!(roles(&report).contains(&"fork_server"), "{:#?}", report.processes);
+}
+
+#[test]
+fn shared_memory_with_copy_false_is_one_copy_under_every_start_method() {
+    if !have_pandas() {
+        return;
+    }
+    for method in ["fork", "forkserver", "spawn"] {
+        let extra = ["--copy", "false", "--start-method", method];
+        let (report, status, said) =
+            run_workload_with(&["--dedup"], "pool_shared_array.py", &extra);
+        assert_eq!(status, Some(0), "{method}: {said}");
+        let workers = workers_started(&report);
+        assert_eq!(workers.len(), WORKERS, "{method}: {:#?}", report.processes);
+        for w in &workers {
+            assert!(w.shared.unwrap() >= DATA, "{method}: the array is mapped shared: {w:?}");
+        }
+        // Interpreters started anew hold some identical heap (a few MiB each, pandas'
+        // imports), never a frame's worth: a copy per worker would be WORKERS frames.
+        let duplicated = report.totals.duplicated_bytes.unwrap();
+        assert!(duplicated < DATA, "{method}: no copy of the frame: {duplicated}");
+    }
+}
+
+#[test]
+fn compare_python_puts_the_start_methods_side_by_side() {
+    if !have_pandas() {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = memtree()
+        .args(["compare", "--python", "--size", "32MiB", "--workers", "2", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema"], "memtree.compare/v1");
+    assert_eq!(doc["kind"], "python");
+    let variants = doc["variants"].as_array().unwrap();
+    let by_name = |name: &str| {
+        variants.iter().find(|v| v["variant"] == name).unwrap_or_else(|| panic!("{name}: {doc}"))
+    };
+    let copies = |name: &str| by_name(name)["copies"].as_f64().unwrap();
+    assert!(copies("global, fork") < 1.5, "{doc}");
+    // Two workers, each with a rebuilt copy, beside the parent's.
+    assert!(copies("global, forkserver") > 2.5, "{doc}");
+    assert!(copies("global, spawn") > 2.5, "{doc}");
+    assert!(copies("shared memory, forkserver") < 1.5, "{doc}");
+    let seed = by_name("main() global, forkserver");
+    assert_eq!(seed["exit_status"], 1, "{seed}");
+    assert!(seed["verdict"].as_str().unwrap().contains("name 'DF' is not defined"), "{seed}");
+    assert_eq!(
+        by_name("global, forkserver")["helpers"],
+        serde_json::json!(["fork server", "resource tracker"])
+    );
+    // Bad input: one line, status 2.
+    let out = memtree()
+        .args(["compare", "--python", "--interpreter", "/nonexistent/python"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr).lines().count(), 1, "{}", text(&out.stderr));
 }

@@ -23,6 +23,10 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     if let Some(cmd) = &row.cmdline {
         lines.push(Line::from(shorten_right(&stripped(&cmd.join(" ")), width)));
     }
+    let tree = app.accounting.as_ref().and_then(|a| a.tree_of(row.pid));
+    if let Some(role) = tree.and_then(|t| crate::model::python::roles(t).get(&row.pid).copied()) {
+        lines.push(Line::from(shorten_right(&start_story(role), width)));
+    }
     match &row.figures {
         Ok(f) => {
             let items = [("rss", f.rss), ("pss", f.pss), ("uss", f.uss), ("shared", f.shared)]
@@ -39,7 +43,6 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         ];
         lines.extend(fit_items(&items, width).into_iter().map(Line::from));
     }
-    let tree = app.accounting.as_ref().and_then(|a| a.tree_of(row.pid));
     if let Some(e) = tree.and_then(|t| t.totals.exact_ok()) {
         let partners = e.partners(row.pid);
         if !partners.is_empty() {
@@ -76,6 +79,18 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         None => lines.push(Line::from("  reading smaps…")),
     }
     frame.render_widget(Paragraph::new(lines).block(block), area);
+}
+
+/// What a Python role means for the process's memory, in a line.
+fn start_story(role: crate::model::python::PythonRole) -> String {
+    use crate::model::python::{PythonRole, StartMethod};
+    let what = match role {
+        PythonRole::Worker(StartMethod::Fork) => "shares its parent's pages copy-on-write",
+        PythonRole::Worker(_) => "inherited none of its parent's data",
+        PythonRole::ForkServer => "forks the workers; holds none of the parent's data",
+        PythonRole::ResourceTracker => "cleans up shared memory and semaphores",
+    };
+    format!("{}: {what}", role.describe())
 }
 
 /// `items` joined by two spaces on lines of at most `width` characters, broken only between

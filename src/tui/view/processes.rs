@@ -10,6 +10,7 @@ use ratatui::widgets::{Block, Borders, Cell, TableState};
 use super::table::{Column, column, fit, fitted_table, flexible, visible};
 use super::theme::{SEGMENTS, Theme};
 use crate::model::accounting::ProcessRow;
+use crate::model::python;
 use crate::tui::app::{App, View};
 use crate::units::{NOT_AVAILABLE, human_opt, stripped};
 
@@ -55,6 +56,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let rows = app.rows();
     let exact = app.accounting.as_ref().is_some_and(|a| a.totals.exact_ok().is_some());
     let (shown, selected) = visible(rows.len(), app.selected, area.height);
+    let roles = app.accounting.as_deref().map(python::all_roles).unwrap_or_default();
     let body: Vec<Vec<Cell>> = rows[shown]
         .iter()
         .map(|row| {
@@ -62,6 +64,14 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             let name = format!("{indent}{}", stripped(&row.name));
             match &row.figures {
                 Ok(f) => {
+                    // How Python started it, after the name, dimmed.
+                    let name = match roles.get(&row.pid) {
+                        Some(role) => Line::from(vec![
+                            Span::raw(name),
+                            Span::styled(format!(" · {}", role.label()), theme.dim()),
+                        ]),
+                        None => Line::from(name),
+                    };
                     let mut cells = vec![Cell::from(row.pid.to_string()), Cell::from(name)];
                     for v in [f.rss, f.pss, f.uss, f.shared, f.swap] {
                         cells.push(Cell::from(Line::from(human_opt(v)).right_aligned()));

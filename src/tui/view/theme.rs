@@ -15,6 +15,10 @@ impl Theme {
     pub fn bold(&self) -> Style {
         Style::default().add_modifier(Modifier::BOLD)
     }
+    /// Secondary text beside a figure or a name (dim when colour is on, plain otherwise).
+    pub fn dim(&self) -> Style {
+        if self.color { Style::default().add_modifier(Modifier::DIM) } else { Style::default() }
+    }
     pub fn selected(&self) -> Style {
         if self.color {
             Style::default().add_modifier(Modifier::REVERSED)

@@ -217,6 +217,10 @@ pub struct Session {
     cache: PidMap<Cached>,
     last_exact: Option<(Instant, Accounting)>,
     last_exact_cost: Duration,
+    /// Whether any process moved (or came or went) since the last exact pass: a pass taken
+    /// while the tree was still changing is refreshed once its spacing allows, even if the
+    /// round that allows it saw nothing move.
+    changed_since_exact: bool,
     progress: Option<ProgressFn>,
     membership: Membership,
     /// The last paced round's accounting, handed on again while nothing changes.
@@ -245,6 +249,7 @@ impl Session {
             cache: PidMap::default(),
             last_exact: None,
             last_exact_cost: Duration::ZERO,
+            changed_since_exact: false,
             progress: None,
             membership: Membership::default(),
             last_accounting: None,
@@ -711,13 +716,15 @@ impl Session {
             self.membership.statm.retain(|pid, _| alive.contains(pid));
             changed |= self.cache.len() != before;
         }
+        self.changed_since_exact |= changed;
+        let moved = self.changed_since_exact;
         let spacing = cadence.exact_every.max(self.last_exact_cost * cadence.exact_budget);
         let exact_due = (self.options.exact || self.options.dedup)
             && self.last_exact.as_ref().is_none_or(|(when, _)| {
                 let age = at.duration_since(*when);
                 // The budget holds even for the periodic refresh (a 200 GB process is not
                 // walked every five minutes if a walk takes 4 s).
-                age >= spacing && (changed || age >= cadence.exact_full_every)
+                age >= spacing && (moved || age >= cadence.exact_full_every)
             });
         let (read, reused) = (fresh.len(), processes.len() - fresh.len());
         // Nothing moved: the last round's accounting again, nothing read, copied or rebuilt.
@@ -779,6 +786,7 @@ impl Session {
         let grouping = self.grouping(&snapshot);
         let mut accounting = account(&snapshot, &grouping);
         if exact_due {
+            self.changed_since_exact = false;
             self.last_exact = Some((at, accounting.without_mappings()));
         } else if let Some((_, exact)) = &self.last_exact {
             accounting.carry_exact_from(exact);

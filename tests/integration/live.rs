@@ -183,3 +183,59 @@ fn with_mappings_the_buffer_is_the_largest_shared_name() {
         assert!(close(rss, p.rss.unwrap(), 512 * 1024), "smaps ≈ smaps_rollup");
     }
 }
+
+/// A paced session (the dashboard's, the exporter's) whose exact pass was taken while a process
+/// was still growing refreshes it once its spacing allows, though nothing moves in the round
+/// that allows it: the exact figures are not left describing a moment long gone.
+#[test]
+fn exact_figures_taken_mid_change_are_refreshed_once_the_tree_holds_still() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::time::Duration;
+    if super::support::skip_unless_root("exact figures of a paced session") {
+        return;
+    }
+    let grow = "import sys\nheld = []\nfor line in sys.stdin:\n    \
+                held.append(b'x' * (32 << 20))\n    print('ok', flush=True)\n";
+    let mut child = std::process::Command::new(super::support::python())
+        .args(["-c", grow])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut grow_once = || {
+        writeln!(stdin).unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ok");
+    };
+    grow_once();
+    let cadence = memtree::sampler::Cadence {
+        full_every: Duration::from_secs(3600),
+        exact_every: Duration::from_millis(300),
+        exact_budget: 1,
+        exact_full_every: Duration::from_secs(3600),
+        walk_budget: 1,
+    };
+    let options = SampleOptions { exact: true, ..SampleOptions::default() };
+    let mut session =
+        Session::new(Sampler::live(), Target::Pids(vec![pid]), options).with_cadence(cadence);
+    let first = session.round().unwrap();
+    assert!(first.exact_fresh);
+    // It grows by 32 MiB; the next round sees it, too soon for an exact pass.
+    grow_once();
+    let second = session.round().unwrap();
+    assert!(!second.exact_fresh, "within the spacing");
+    std::thread::sleep(Duration::from_millis(400));
+    // Nothing moved since the second round, but since the exact pass it has.
+    let third = session.round().unwrap();
+    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    let _ = child.wait();
+    assert!(third.exact_fresh, "the exact pass of a changed tree is refreshed");
+    let row = third.accounting.processes().find(|p| p.pid == pid).unwrap();
+    let exact_uss = row.exact.as_ref().unwrap().as_ref().unwrap().uss;
+    let uss = row.figures.as_ref().unwrap().uss.unwrap();
+    assert!(exact_uss.abs_diff(uss) < 8 * MIB, "exact {exact_uss} against the rollup's {uss}");
+}

@@ -122,11 +122,8 @@ fn compare_python(args: CompareArgs) -> Result<i32> {
         let run = command::follow_logged(&argv, &mut session, interval, Some(&log))
             .map_err(|e| usage(format!("cannot run {:?}: {e}", args.interpreter)))?;
         // Interrupted: what was asked is not measured; nothing is printed.
-        if let Some(signal) = run.outcome.signal.filter(|s| {
-            [nix::libc::SIGINT, nix::libc::SIGTERM, nix::libc::SIGHUP, nix::libc::SIGQUIT]
-                .contains(s)
-        }) {
-            return Ok(128 + signal);
+        if let Some(signal) = run.interrupted {
+            return Ok(128 + signal as i32);
         }
         let accounting = run.peak.as_ref().map(|snapshot| {
             let mut accounting = account(snapshot, &session.grouping(snapshot));

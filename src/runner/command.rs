@@ -52,6 +52,8 @@ pub struct FollowedRun {
     pub outcome: RunOutcome,
     /// The root of the followed tree (CMD's pid).
     pub pid: u32,
+    /// The last signal memtree was sent while CMD ran (and passed on to it).
+    pub interrupted: Option<Signal>,
 }
 
 impl FollowedRun {
@@ -99,6 +101,7 @@ pub fn follow_logged(
 
     let mut tracker = PeakTracker::new();
     let mut status: Option<WaitStatus> = None;
+    let mut interrupted = None;
     while status.is_none() {
         let sample_start = Instant::now();
         if let Ok(sample) = session.sample() {
@@ -110,6 +113,7 @@ pub fn follow_logged(
         }
         if let Some(signal) = signals::take() {
             forward(signal, session.sampler());
+            interrupted = Some(signal);
         }
         // Never spend more than half of one core sampling: wait at least as long as a
         // sample took.
@@ -140,6 +144,7 @@ pub fn follow_logged(
             peak_footprint,
         },
         pid,
+        interrupted,
     })
 }
 

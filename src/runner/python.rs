@@ -141,10 +141,14 @@ pub fn interpreter(program: &str) -> Result<(String, String), String> {
     if !out.status.success() {
         let said = String::from_utf8_lossy(&out.stderr);
         let last = said.lines().last().unwrap_or("").trim().to_string();
+        let why = if last.is_empty() {
+            format!("it exited with {}", out.status)
+        } else {
+            crate::units::visible(&last).into_owned()
+        };
         return Err(format!(
-            "{program:?} cannot import numpy and pandas ({}): pip install -r \
-             workloads/requirements.txt",
-            crate::units::visible(&last)
+            "{program:?} cannot import numpy and pandas ({why}): pip install -r \
+             workloads/requirements.txt"
         ));
     }
     let text = String::from_utf8_lossy(&out.stdout);

@@ -114,6 +114,10 @@ fn compare_python(args: CompareArgs) -> Result<i32> {
     let scripts = Scripts::write().context("cannot write the Python programs")?;
     let mut results = Vec::with_capacity(VARIANTS.len());
     for variant in VARIANTS {
+        // A signal between two variants ends the comparison before the next one starts.
+        if let Some(signal) = crate::runner::signals::take() {
+            return Ok(128 + signal as i32);
+        }
         let argv = variant.argv(&args.interpreter, &scripts, rows, workers, PYTHON_HOLD_SECONDS);
         let log = tempfile::tempfile().context("cannot make a temporary file")?;
         let mut session = Session::new(sampler.clone(), Target::Children, options)
@@ -141,11 +145,13 @@ fn compare_python(args: CompareArgs) -> Result<i32> {
         });
     }
     drop(scripts);
+    // A variant that should run and did not (killed, out of memory) fails the comparison.
+    let failed = results.iter().any(|r| r.variant.succeeds && r.exit_status != 0);
     let comparison = PythonComparison { python_version, default_start_method, results };
     crate::report::compare::write_python(&mut out.writer, args.format, &comparison, out.style)
         .context("cannot write the comparison to stdout")?;
     out.finish()?;
-    Ok(0)
+    Ok(i32::from(failed))
 }
 
 /// The last non-empty line a program wrote to `log` (its last 8 KiB read), made visible and cut

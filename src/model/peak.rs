@@ -11,7 +11,8 @@ use super::snapshot::{Snapshot, Unreadable};
 /// them the one with the highest Σ RSS wins (the moment a monitor looked worst), so a plateau
 /// is reported when every process of it has mapped its data, not at its first sample. Sampled
 /// footprints of a steady tree move by a few percent (allocator churn, pages being mapped).
-/// Before Σ RSS, a sample read whole ([`consistent`]) and steady ([`STEADY`]) is preferred.
+/// A sample read whole ([`consistent`]) is preferred, and a steady one ([`STEADY`]) over one
+/// whose Σ RSS is barely higher ([`Rank::beats`]).
 const PLATEAU: f64 = 0.05;
 
 /// A sample is steady when the one before it had the same processes and a Σ RSS within this
@@ -28,7 +29,9 @@ const TORN: f64 = 0.10;
 const TORN_BYTES: u64 = 1 << 20;
 
 /// Whether every process's pages, where read, agree with its rollup (see [`TORN`]), and no
-/// process whose rollup was read exited before its pages or contents were.
+/// process whose rollup was read exited before its pages or contents were. (A process mapping
+/// much of the zero page, present in pagemap but not in Rss, looks torn in every sample: then
+/// no sample is whole, and the rule falls back to Σ RSS, as without pages.)
 fn consistent(snapshot: &Snapshot) -> bool {
     snapshot.processes.iter().all(|p| {
         let vanished = |r: Option<&Unreadable>| matches!(r, Some(Unreadable::Vanished(_)));
@@ -51,10 +54,36 @@ fn consistent(snapshot: &Snapshot) -> bool {
     })
 }
 
+/// How a plateau sample compares with another.
+#[derive(Debug, Clone, Copy)]
+struct Rank {
+    whole: bool,
+    steady: bool,
+    rss: u64,
+}
+
+impl Rank {
+    /// A sample read whole beats a torn one; between two, a steady one beats one whose Σ RSS is
+    /// at most [`PLATEAU`] higher (the first sample at a plateau, its data still being written),
+    /// and otherwise the higher Σ RSS wins (the moment a monitor looked worst: a tree that held
+    /// still before its workers forked does not win over them).
+    fn beats(&self, other: &Rank) -> bool {
+        if self.whole != other.whole {
+            return self.whole;
+        }
+        let close = |a: u64, b: u64| a as f64 >= b as f64 * (1.0 - PLATEAU);
+        match (self.steady, other.steady) {
+            (true, false) => close(self.rss, other.rss),
+            (false, true) => !close(other.rss, self.rss),
+            _ => self.rss > other.rss,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct PeakTracker {
-    /// (footprint, (read whole and steady, read whole, Σ RSS), snapshot) of the chosen sample.
-    best: Option<(u64, (bool, bool, u64), Snapshot)>,
+    /// (footprint, rank, snapshot) of the chosen sample.
+    best: Option<(u64, Rank, Snapshot)>,
     /// The pids and Σ RSS of the last sample.
     last: Option<(Vec<u32>, u64)>,
     /// The last sample, while none had a footprint (every process unreadable, or none yet).
@@ -100,13 +129,13 @@ impl PeakTracker {
             *last_pids == pids && (last_rss.abs_diff(rss_sum) as f64) <= STEADY * rss_sum as f64
         });
         self.last = Some((pids, rss_sum));
-        let rank = (whole && steady, whole, rss_sum);
+        let rank = Rank { whole, steady, rss: rss_sum };
         self.max_footprint = self.max_footprint.max(footprint);
         let floor = self.max_footprint as f64 * (1.0 - PLATEAU);
         let replace = match &self.best {
             None => true,
-            Some((best_footprint, best_rank, _)) => {
-                (*best_footprint as f64) < floor || (footprint as f64 >= floor && rank > *best_rank)
+            Some((best_footprint, best, _)) => {
+                (*best_footprint as f64) < floor || (footprint as f64 >= floor && rank.beats(best))
             }
         };
         if replace {
@@ -234,5 +263,16 @@ mod tests {
         tracker.observe(snap(&[(1, 100, 100), (2, 1, 1)]));
         tracker.observe(snap(&[(1, 100, 100), (2, 1, 1)]));
         assert_eq!(tracker.finish().0.unwrap().processes.len(), 2);
+    }
+
+    #[test]
+    fn a_tree_that_held_still_before_forking_does_not_win_over_its_busy_workers() {
+        let mut tracker = PeakTracker::new();
+        tracker.observe(snap(&[(1, 100, 100)]));
+        tracker.observe(snap(&[(1, 100, 100)]));
+        // Forked: the same footprint, four times the RSS, moving by more than 1 % a sample.
+        tracker.observe(snap(&[(1, 100, 25), (2, 100, 25), (3, 100, 25), (4, 100, 25)]));
+        tracker.observe(snap(&[(1, 110, 26), (2, 100, 25), (3, 100, 25), (4, 100, 25)]));
+        assert_eq!(tracker.finish().0.unwrap().processes.len(), 4);
     }
 }

@@ -122,6 +122,10 @@ pub fn follow_logged(
             status = reap(pid);
         }
     }
+    // A signal that came as CMD exited (a Ctrl-C reaches both) is still memtree's.
+    if interrupted.is_none() {
+        interrupted = signals::take();
+    }
     // `child` is never waited through std: waitpid above reaped it.
     drop(child);
     stop_leftovers(session.sampler());

@@ -23,6 +23,8 @@ pub struct PythonVariant {
     pub program: &'static str,
     pub start_method: &'static str,
     pub extra: &'static [&'static str],
+    /// Whether the program is meant to exit 0 (the seed's structure under forkserver is not).
+    pub succeeds: bool,
     /// How the workers get the frame, when they share one copy.
     pub shares: &'static str,
     /// Why every worker holds a copy, when each does.
@@ -37,6 +39,7 @@ pub const VARIANTS: [PythonVariant; 5] = [
         program: "pool_module_global.py",
         start_method: "fork",
         extra: &[],
+        succeeds: true,
         shares: "forked after the parent built it, they share it copy-on-write",
         copies: "the forked workers wrote to it",
     },
@@ -45,6 +48,7 @@ pub const VARIANTS: [PythonVariant; 5] = [
         program: "pool_module_global.py",
         start_method: "forkserver",
         extra: &[],
+        succeeds: true,
         shares: "the fork server built one copy before forking them, which they share",
         copies: "forked from a fork server that never built it, every worker imported the \
                  program anew and rebuilt it",
@@ -54,6 +58,7 @@ pub const VARIANTS: [PythonVariant; 5] = [
         program: "pool_module_global.py",
         start_method: "spawn",
         extra: &[],
+        succeeds: true,
         shares: "they share one copy",
         copies: "spawned as fresh interpreters, every worker imported the program anew and \
                  rebuilt it",
@@ -63,6 +68,7 @@ pub const VARIANTS: [PythonVariant; 5] = [
         program: "pool_global.py",
         start_method: "forkserver",
         extra: &[],
+        succeeds: false,
         shares: "they share one copy",
         copies: "every worker holds its own",
     },
@@ -71,6 +77,7 @@ pub const VARIANTS: [PythonVariant; 5] = [
         program: SHARED_ARRAY.0,
         start_method: "forkserver",
         extra: &["--copy", "false"],
+        succeeds: true,
         shares: "a multiprocessing.Array, mapped by every worker and wrapped with \
                  pd.DataFrame(array, copy=False)",
         copies: "every worker holds its own",

@@ -148,15 +148,23 @@ fn accept_loop(listener: &TcpListener, quit: &AtomicBool, handler: &Handler) {
             continue;
         }
         open.fetch_add(1, Ordering::SeqCst);
-        let (counted, handler) = (open.clone(), handler.clone());
-        let spawned = std::thread::Builder::new().name("memtree-http".into()).spawn(move || {
+        // The slot is given back however the connection's thread ends (a panicking handler
+        // included), or at once when no thread could be started (the closure is dropped).
+        let slot = Slot(open.clone());
+        let handler = handler.clone();
+        let _ = std::thread::Builder::new().name("memtree-http".into()).spawn(move || {
+            let _slot = slot;
             connection(stream, &handler);
-            counted.fetch_sub(1, Ordering::SeqCst);
         });
-        if spawned.is_err() {
-            // The stream went with the closure; it is closed.
-            open.fetch_sub(1, Ordering::SeqCst);
-        }
+    }
+}
+
+/// One of the [`MAX_CONNECTIONS`], taken while its value lives.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -251,7 +259,7 @@ fn request(parsed: &httparse::Request) -> (Request, bool) {
     };
     let target = parsed.path.unwrap_or("");
     // An absolute target (`http://host/metrics`) names the path after its authority.
-    let target = match target.split_once("://") {
+    let target = match target.split_once("://").filter(|_| !target.starts_with('/')) {
         Some((_, rest)) => rest.find('/').map_or("/", |slash| &rest[slash..]),
         None => target,
     };
@@ -395,6 +403,13 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(answer.ends_with("GET /after []"), "{answer}");
+    }
+
+    #[test]
+    fn a_url_in_the_query_is_not_the_target() {
+        let (_server, address) = started();
+        let answer = exchange(address, b"GET /x?u=http://h/metrics HTTP/1.0\r\n\r\n");
+        assert!(answer.ends_with("GET /x []"), "{answer}");
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::grid::{Align, Grid};
 use super::json::TotalsJson;
 use super::{Format, Style};
 use crate::model::Accounting;
+use crate::model::accounting::Totals;
 use crate::model::dedup::DedupMethod;
 use crate::runner::python::PythonVariant;
 use crate::runner::spec::Spec;
@@ -77,33 +78,45 @@ fn title(results: &[VariantResult]) -> String {
     )
 }
 
-fn grid(results: &[VariantResult]) -> Grid {
-    let mut grid = Grid::new(&[
+/// The columns of a comparison: the variant, then `second`, then the figures of [`figures`].
+fn columns(second: &'static str) -> Grid {
+    Grid::new(&[
         ("VARIANT", Align::Left),
-        ("HAND-OFF", Align::Right),
+        (second, Align::Right),
         ("Σ RSS", Align::Right),
         ("Σ PSS", Align::Right),
         ("FOOTPRINT", Align::Right),
         ("COPIES", Align::Right),
         ("OVERCOUNT", Align::Right),
         ("DUPLICATED", Align::Right),
-    ]);
+    ])
+}
+
+/// A variant's figures from its totals (`None`: no sample could be read), `copies` already
+/// written.
+fn figures(t: Option<&Totals>, copies: Option<String>) -> [String; 6] {
+    let duplicated = match t.map(|t| &t.dedup) {
+        Some(Some(Ok(d))) => human_bytes(d.total.duplicated),
+        Some(None) => NOT_MEASURED.to_string(),
+        Some(Some(Err(_))) | None => NOT_AVAILABLE.to_string(),
+    };
+    [
+        human_opt(t.and_then(|t| t.rss_sum)),
+        human_opt(t.and_then(|t| t.pss_sum)),
+        human_opt(t.and_then(|t| t.footprint)),
+        copies.unwrap_or_else(|| NOT_AVAILABLE.into()),
+        ratio_opt(t.and_then(|t| t.overcount)),
+        duplicated,
+    ]
+}
+
+fn grid(results: &[VariantResult]) -> Grid {
+    let mut grid = columns("HAND-OFF");
     for r in results {
-        let t = &r.accounting.totals;
-        grid.push(vec![
-            r.spec.variant.to_string(),
-            format!("{:.3} s", r.handoff_seconds),
-            human_opt(t.rss_sum),
-            human_opt(t.pss_sum),
-            human_opt(t.footprint),
-            r.copies().map_or(NOT_AVAILABLE.into(), |c| format!("{c:.2}")),
-            ratio_opt(t.overcount),
-            match &t.dedup {
-                Some(Ok(d)) => human_bytes(d.total.duplicated),
-                Some(Err(_)) => NOT_AVAILABLE.to_string(),
-                None => NOT_MEASURED.to_string(),
-            },
-        ]);
+        let mut cells = vec![r.spec.variant.to_string(), format!("{:.3} s", r.handoff_seconds)];
+        let copies = r.copies().map(|c| format!("{c:.2}"));
+        cells.extend(figures(Some(&r.accounting.totals), copies));
+        grid.push(cells);
     }
     grid
 }
@@ -355,34 +368,12 @@ fn python_title(c: &PythonComparison) -> String {
 }
 
 fn python_grid(c: &PythonComparison) -> Grid {
-    let mut grid = Grid::new(&[
-        ("VARIANT", Align::Left),
-        ("EXIT", Align::Right),
-        ("Σ RSS", Align::Right),
-        ("Σ PSS", Align::Right),
-        ("FOOTPRINT", Align::Right),
-        ("COPIES", Align::Right),
-        ("OVERCOUNT", Align::Right),
-        ("DUPLICATED", Align::Right),
-    ]);
+    let mut grid = columns("EXIT");
     for r in &c.results {
-        let t = r.accounting.as_ref().map(|a| &a.totals);
-        let dup = match t.and_then(|t| t.dedup.as_ref()) {
-            Some(Ok(d)) => human_bytes(d.total.duplicated),
-            Some(Err(_)) => NOT_AVAILABLE.to_string(),
-            None if t.is_some() => NOT_MEASURED.to_string(),
-            None => NOT_AVAILABLE.to_string(),
-        };
-        grid.push(vec![
-            r.variant.name.to_string(),
-            r.exit_status.to_string(),
-            human_opt(t.and_then(|t| t.rss_sum)),
-            human_opt(t.and_then(|t| t.pss_sum)),
-            human_opt(t.and_then(|t| t.footprint)),
-            r.copies().map_or(NOT_AVAILABLE.into(), |c| format!("{c:.1}")),
-            ratio_opt(t.and_then(|t| t.overcount)),
-            dup,
-        ]);
+        let mut cells = vec![r.variant.name.to_string(), r.exit_status.to_string()];
+        let copies = r.copies().map(|c| format!("{c:.1}"));
+        cells.extend(figures(r.accounting.as_ref().map(|a| &a.totals), copies));
+        grid.push(cells);
     }
     grid
 }

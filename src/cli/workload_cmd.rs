@@ -87,8 +87,10 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
 /// The frame of `compare --python` unless --size says otherwise.
 const PYTHON_DEFAULT_SIZE: u64 = 64 << 20;
 const PYTHON_DEFAULT_WORKERS: usize = 2;
-/// How long each worker holds its frame: long enough for a few samples of every worker.
-const PYTHON_HOLD_SECONDS: f64 = 2.0;
+/// How long each worker holds its frame: long enough for every worker to hold its own at once
+/// on a busy machine (importing pandas and building the frame can take seconds there), and
+/// for a few samples of them.
+const PYTHON_HOLD_SECONDS: f64 = 4.0;
 /// What one interpreter with numpy and pandas takes besides the data, for the memory check.
 const INTERPRETER_BYTES: u64 = 96 << 20;
 

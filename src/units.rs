@@ -23,6 +23,13 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{text} {}", UNITS[unit])
 }
 
+/// A growth in bytes per second as bytes per minute, signed: `+1.2 MiB/min`, `-64 KiB/min`.
+pub fn human_rate(bytes_per_second: f64) -> String {
+    let per_minute = bytes_per_second * 60.0;
+    let sign = if per_minute < 0.0 { "-" } else { "+" };
+    format!("{sign}{}/min", human_bytes(per_minute.abs().round() as u64))
+}
+
 /// Text read from /proc or a capture — a process name, a command line, a mapping path — as a
 /// table or markdown prints it: every character a terminal could act on (C0 and C1 controls,
 /// DEL) and every bidirectional control that could reorder what is shown, written as a visible

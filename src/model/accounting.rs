@@ -4,7 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use rayon::prelude::*;
+
 use super::dedup::{self, DedupTotals, Duplication};
+use super::erosion::{self, Erosion, ParentFrames};
 use super::exact::{self, ExactProcess, ExactTotals, Workspace};
 use super::figures::Figures;
 use super::snapshot::{
@@ -93,6 +96,9 @@ pub struct ProcessRow {
     /// With `--dedup`: the content this process holds that an earlier process of the tree (or
     /// itself) already held.
     pub dedup: Option<Result<Duplication, Unreadable>>,
+    /// With pages read (`--exact`): what this forked worker shares with its parent and what it
+    /// copied since the fork; a reason for a process whose parent is not in the tree.
+    pub erosion: Option<Result<Erosion, Unreadable>>,
     pub peak: Option<Peak>,
     pub mappings: Option<Result<Vec<MappingRow>, Unreadable>>,
 }
@@ -126,6 +132,7 @@ impl ProcessRow {
             figures: self.figures.clone(),
             exact: self.exact.clone(),
             dedup: self.dedup.clone(),
+            erosion: self.erosion.clone(),
             peak: self.peak,
             mappings: None,
         }
@@ -392,6 +399,7 @@ impl Accounting {
                 if let Some(old) = rows.get(&row.pid) {
                     row.exact = old.exact.clone();
                     row.dedup = old.dedup.clone();
+                    row.erosion = old.erosion.clone();
                 }
             }
             // A tree is its root's; a group of processes by name is that name's.
@@ -441,6 +449,9 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
             }
             if snapshot.processes.iter().any(|p| p.content.is_some()) {
                 totals.dedup = Some(account_dedup(&mut processes, &by_pid));
+            }
+            if snapshot.processes.iter().any(|p| p.pages.is_some()) {
+                account_erosion(&mut processes, &by_pid, snapshot);
             }
             let mappings_by_name = group_by_name(&processes);
             Tree {
@@ -708,6 +719,79 @@ fn account_dedup(
     Ok(totals)
 }
 
+/// Each forked worker's erosion against its parent (a process whose parent is in `rows`), in
+/// parallel by parent: each parent's frames are marked once for all its workers.
+fn account_erosion(
+    rows: &mut [ProcessRow],
+    by_pid: &HashMap<u32, &ProcessSample>,
+    snapshot: &Snapshot,
+) {
+    let in_rows: HashSet<u32> = rows.iter().map(|r| r.pid).collect();
+    let mut by_parent: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (index, row) in rows.iter_mut().enumerate() {
+        if row.ppid != row.pid && in_rows.contains(&row.ppid) {
+            by_parent.entry(row.ppid).or_default().push(index);
+        } else {
+            row.erosion = Some(Err(Unreadable::NotApplicable(
+                "the root of its tree: its parent is not in it".into(),
+            )));
+        }
+    }
+    let table = snapshot.pfn_table.as_ref().and_then(|t| t.as_ref().ok());
+    let pages_of = |pid: u32| -> Result<(&PagesRaw, bool), Unreadable> {
+        let sample = by_pid.get(&pid).ok_or_else(|| Unreadable::Vanished("not read".into()))?;
+        match (&sample.pages, &sample.unframed) {
+            (Some(Ok(pages)), _) if table.is_some() => Ok((pages, true)),
+            (_, Some(Ok(pages))) => Ok((pages, false)),
+            (_, Some(Err(reason))) | (Some(Err(reason)), None) => Err(reason.clone()),
+            (Some(Ok(_)), None) => match &snapshot.pfn_table {
+                Some(Err(reason)) => Err(reason.clone()),
+                _ => Err(Unreadable::Failed("pages without their frame counts".into())),
+            },
+            (None, None) => Err(Unreadable::Vanished("exited before its pages were read".into())),
+        }
+    };
+    let page_size = snapshot.page_size;
+    let groups: Vec<(u32, Vec<usize>)> = by_parent.into_iter().collect();
+    let done: Vec<(usize, Result<Erosion, Unreadable>)> = groups
+        .par_iter()
+        .map_init(ParentFrames::default, |frames, (parent, workers)| {
+            let parent_pages = pages_of(*parent);
+            if let (Ok((pages, true)), Some(table)) = (&parent_pages, table) {
+                frames.fill(pages, table);
+            }
+            workers
+                .iter()
+                .map(|&index| {
+                    let pid = rows[index].pid;
+                    let erosion = match (pages_of(pid), &parent_pages) {
+                        (Err(reason), _) => Err(reason),
+                        (_, Err(reason)) => Err(Unreadable::Vanished(format!(
+                            "its parent {parent}'s pages could not be read ({reason})"
+                        ))),
+                        (Ok((worker, true)), Ok((of_parent, true))) => Ok(erosion::exact(
+                            *parent,
+                            worker,
+                            of_parent,
+                            frames,
+                            table.expect("framed pages have a table"),
+                            page_size,
+                        )),
+                        (Ok((worker, _)), Ok((of_parent, _))) => {
+                            Ok(erosion::estimate(*parent, worker, of_parent, page_size))
+                        }
+                    };
+                    (index, erosion)
+                })
+                .collect::<Vec<_>>()
+        })
+        .flatten()
+        .collect();
+    for (index, erosion) in done {
+        rows[index].erosion = Some(erosion);
+    }
+}
+
 fn nearest_root(
     pid: u32,
     by_pid: &HashMap<u32, &ProcessSample>,
@@ -735,6 +819,7 @@ fn process_row(sample: &ProcessSample, depth: usize) -> ProcessRow {
         figures: sample.rollup.as_ref().map(Figures::from_fields).map_err(Clone::clone),
         exact: None,
         dedup: None,
+        erosion: None,
         peak: None,
         mappings: sample.mappings.as_ref().map(|m| {
             m.as_ref().map(|maps| maps.iter().map(MappingRow::from).collect()).map_err(Clone::clone)

@@ -6,10 +6,12 @@
 //! - [`figures`]: per-process and per-mapping figures (RSS, PSS, USS…) from smaps fields;
 //! - [`accounting`]: processes grouped into trees, tree totals, mappings by name;
 //! - [`exact`] and [`dedup`]: the algorithms over physical pages and over page contents;
+//! - [`erosion`]: what a forked worker still shares with its parent, and what it copied;
 //! - [`peak`]: the sample at a run's peak footprint.
 
 pub mod accounting;
 pub mod dedup;
+pub mod erosion;
 pub mod exact;
 pub mod figures;
 pub mod peak;

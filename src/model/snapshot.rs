@@ -316,6 +316,9 @@ pub enum Unreadable {
     NoAddressSpace,
     /// Anything else (an I/O error or a file memtree could not parse); a bug to report.
     Failed(String),
+    /// The figure has no meaning for this process (a tree's root has no parent in the tree to
+    /// have copied from): said why, never a 0.
+    NotApplicable(String),
 }
 
 impl Unreadable {
@@ -326,6 +329,7 @@ impl Unreadable {
             Unreadable::PermissionDenied(_) => "permission denied",
             Unreadable::NoAddressSpace => "no address space",
             Unreadable::Failed(_) => "failed",
+            Unreadable::NotApplicable(_) => "not applicable",
         }
     }
 }
@@ -339,6 +343,7 @@ impl fmt::Display for Unreadable {
                 write!(f, "no address space: kernel thread, it has no user memory")
             }
             Unreadable::Failed(detail) => write!(f, "failed: {detail}"),
+            Unreadable::NotApplicable(detail) => write!(f, "not applicable: {detail}"),
         }
     }
 }
@@ -359,6 +364,9 @@ pub struct ProcessSample {
     pub mappings: Option<Result<Vec<MappingRaw>, Unreadable>>,
     /// Present and swapped pages from `pagemap`, only when asked for (`--exact`).
     pub pages: Option<Result<PagesRaw, Unreadable>>,
+    /// Without root, when `pages` were refused: the pagemap entries with their flags but no
+    /// frames (present, swapped, exclusively mapped, file): what the erosion estimate reads.
+    pub unframed: Option<Result<PagesRaw, Unreadable>>,
     /// Content-defined chunk hashes of the pages this process was the first to map, only when
     /// asked for (`--dedup`).
     pub content: Option<Result<ContentRaw, Unreadable>>,
@@ -376,6 +384,7 @@ impl ProcessSample {
             rollup: self.rollup.clone(),
             mappings: None,
             pages: None,
+            unframed: None,
             content: None,
         }
     }

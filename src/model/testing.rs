@@ -26,6 +26,7 @@ pub(crate) fn process(pid: u32, ppid: u32) -> ProcessBuilder {
         }),
         mappings: None,
         pages: None,
+        unframed: None,
         content: None,
     })
 }

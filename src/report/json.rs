@@ -108,6 +108,19 @@ struct ProcessJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     dedup_unreadable: Option<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    shared_with_parent_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copied_from_parent_bytes: Option<Option<u64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    diverged_shared_bytes: Option<Option<u64>>,
+    /// Whether the erosion figures are the estimate without frames (no root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    erosion_estimated: Option<Option<bool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    copied_by_mapping: Option<Option<Vec<GroupMappingJson<'a>>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    erosion_unavailable: Option<Option<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     mappings: Option<Option<Vec<MappingJson<'a>>>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_unreadable: Option<String>,
@@ -344,6 +357,7 @@ fn process<'a>(
         Some(Ok(list)) => (Some(Some(list.iter().map(mapping).collect())), None),
         Some(Err(reason)) => (Some(None), Some(reason.to_string())),
     };
+    let erosion = row.erosion.as_ref().map(|e| e.as_ref().ok());
     ProcessJson {
         pid: row.pid,
         ppid: row.ppid,
@@ -366,6 +380,22 @@ fn process<'a>(
         duplicated_bytes: row.dedup.as_ref().map(|d| d.as_ref().ok().map(|d| d.duplicated)),
         zero_filled_bytes: row.dedup.as_ref().map(|d| d.as_ref().ok().map(|d| d.zero_filled)),
         dedup_unreadable: row.dedup.as_ref().map(|d| d.as_ref().err().map(ToString::to_string)),
+        shared_with_parent_bytes: erosion.map(|e| e.map(|e| e.shared_with_parent)),
+        copied_from_parent_bytes: erosion.map(|e| e.map(|e| e.copied_from_parent)),
+        diverged_shared_bytes: erosion.map(|e| e.map(|e| e.diverged_shared)),
+        erosion_estimated: erosion.map(|e| e.map(|e| e.estimated)),
+        copied_by_mapping: erosion.map(|e| {
+            e.map(|e| {
+                e.by_mapping
+                    .iter()
+                    .map(|(name, bytes)| GroupMappingJson { name, bytes: *bytes })
+                    .collect()
+            })
+        }),
+        erosion_unavailable: row
+            .erosion
+            .as_ref()
+            .map(|e| e.as_ref().err().map(ToString::to_string)),
         mappings,
         mappings_unreadable,
     }

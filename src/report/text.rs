@@ -7,7 +7,7 @@ use crossterm::style::Stylize;
 
 use super::grid::{Align, Fit, Grid};
 use super::{Meta, Style, Target, explain};
-use crate::model::accounting::NameGroup;
+use crate::model::accounting::{NameGroup, ProcessRow};
 use crate::model::{Accounting, Totals, Tree, Unreadable};
 use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, ratio, utc_timestamp, visible};
 
@@ -89,6 +89,11 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
         ("SHARED", Align::Right),
         ("SWAP", Align::Right),
     ];
+    let erosion = accounting.processes().any(|p| p.erosion.is_some());
+    if erosion {
+        columns.push(("W/ PARENT", Align::Right));
+        columns.push(("COPIED", Align::Right));
+    }
     if peak {
         columns.push(("PEAK RSS", Align::Right));
         columns.push(("PEAK PSS", Align::Right));
@@ -109,6 +114,9 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
                 Ok(f) => cells.extend([f.rss, f.pss, f.uss, f.shared, f.swap].map(human_opt)),
                 Err(_) => cells.extend(std::iter::repeat_n(NOT_AVAILABLE.to_string(), 5)),
             }
+            if erosion {
+                cells.extend(erosion_cells(row));
+            }
             if peak {
                 let p = row.peak;
                 cells.push(human_opt(p.map(|p| p.rss)));
@@ -126,17 +134,55 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
             grid.push(cells);
         }
         if tree.processes.len() > 1 || accounting.trees.len() == 1 {
-            grid.push_strong(totals_cells(&tree.totals, "TOTAL", peak));
+            let copied = erosion.then(|| copied_sum(&tree.processes));
+            grid.push_strong(totals_cells(&tree.totals, "TOTAL", peak, copied));
         }
     }
     if accounting.trees.len() > 1 {
-        grid.push_strong(totals_cells(&accounting.totals, "ALL", peak));
+        let copied = erosion.then(|| {
+            let rows: Vec<_> = accounting.processes().cloned().collect();
+            copied_sum(&rows)
+        });
+        grid.push_strong(totals_cells(&accounting.totals, "ALL", peak, copied));
     }
     grid.drop_empty_columns();
     (grid, hidden_kernel_threads)
 }
 
-fn totals_cells(totals: &Totals, label: &str, peak: bool) -> Vec<String> {
+/// A worker's shared-with-parent and copied cells: `≈` marks the estimate without root; a
+/// tree's root (no parent in the tree) has blank cells.
+fn erosion_cells(row: &ProcessRow) -> [String; 2] {
+    match &row.erosion {
+        None | Some(Err(Unreadable::NotApplicable(_))) => [String::new(), String::new()],
+        Some(Err(_)) => [NOT_AVAILABLE.to_string(), NOT_AVAILABLE.to_string()],
+        Some(Ok(e)) => {
+            let mark = if e.estimated { "≈" } else { "" };
+            [
+                format!("{mark}{}", human_bytes(e.shared_with_parent)),
+                format!("{mark}{}", human_bytes(e.copied_from_parent)),
+            ]
+        }
+    }
+}
+
+/// Σ copied from parent over the workers of `rows`: n/a when one could not be read.
+fn copied_sum(rows: &[ProcessRow]) -> String {
+    let mut sum = 0u64;
+    let mut estimated = false;
+    for row in rows {
+        match &row.erosion {
+            None | Some(Err(Unreadable::NotApplicable(_))) => {}
+            Some(Err(_)) => return NOT_AVAILABLE.to_string(),
+            Some(Ok(e)) => {
+                sum += e.copied_from_parent;
+                estimated |= e.estimated;
+            }
+        }
+    }
+    format!("{}{}", if estimated { "≈" } else { "" }, human_bytes(sum))
+}
+
+fn totals_cells(totals: &Totals, label: &str, peak: bool, copied: Option<String>) -> Vec<String> {
     let mut cells = vec![
         label.to_string(),
         format!(
@@ -150,6 +196,9 @@ fn totals_cells(totals: &Totals, label: &str, peak: bool) -> Vec<String> {
         human_opt(totals.shared_sum),
         human_opt(totals.swap_sum),
     ];
+    if let Some(copied) = copied {
+        cells.extend([String::new(), copied]);
+    }
     if peak {
         cells.extend([String::new(), String::new()]);
     }

@@ -330,9 +330,10 @@ impl Sampler {
         let read: Vec<Result<PagesRaw, Unreadable>> = snapshot
             .processes
             .par_iter()
-            .map(|p| match &p.rollup {
-                Err(reason) => Err(reason.clone()),
-                Ok(fields) => self.read_page_entries(
+            .map(|p| match (&p.unframed, &p.rollup) {
+                (Some(read), _) => read.clone(),
+                (None, Err(reason)) => Err(reason.clone()),
+                (None, Ok(fields)) => self.read_page_entries(
                     p.pid,
                     page,
                     super::pagemap::PagesHint::from_rollup(fields),

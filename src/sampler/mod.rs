@@ -316,6 +316,7 @@ impl Sampler {
             rollup,
             mappings,
             pages: None,
+            unframed: None,
             content: None,
         }
     }

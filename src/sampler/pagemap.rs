@@ -194,6 +194,19 @@ impl Sampler {
             for p in &mut snapshot.processes {
                 p.pages = Some(Err(p.rollup.as_ref().err().cloned().unwrap_or(reason.clone())));
             }
+            // Without root the flags are still there (the erosion estimate reads them); a
+            // capture has no pagemap at all.
+            if !self.is_captured() {
+                let page_size = snapshot.page_size;
+                snapshot.processes.par_iter_mut().filter(|p| p.unframed.is_none()).for_each(|p| {
+                    p.unframed = Some(match &p.rollup {
+                        Ok(fields) => {
+                            self.read_page_entries(p.pid, page_size, PagesHint::from_rollup(fields))
+                        }
+                        Err(reason) => Err(reason.clone()),
+                    });
+                });
+            }
             snapshot.pfn_table = Some(Err(reason));
             return;
         }

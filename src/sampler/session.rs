@@ -7,7 +7,8 @@
 //!   descendants (a followed command, started workloads), rediscovered every round;
 //! - privilege, checked once (by the [`Sampler`] it is built on);
 //! - leaving memtree itself out (it is never part of what it measures, except in a capture);
-//! - change detection: with a [`Cadence`], a process whose `statm` (~10 µs) did not move keeps
+//! - change detection: with a [`Cadence`], a process whose memory fields of `stat` (faults,
+//!   size, resident pages: ~10 µs, see `memory_fingerprint`) did not move keeps
 //!   its last smaps_rollup figures (a rollup of a 1 GiB process is a ~20 ms page-table walk
 //!   under its mmap lock), and is read in full again only every `full_every`;
 //! - the cadence and budget of the costly passes (pagemap + kpagecount, page contents):
@@ -192,6 +193,28 @@ fn release_free_memory() {
     unsafe {
         nix::libc::malloc_trim(0);
     }
+}
+
+/// What of `/proc/PID/stat` tells that a process's memory moved: its minor and major fault
+/// counts, its virtual size and its resident pages. The fault counts are what catch a
+/// copy-on-write: a worker writing to a page it shares with its parent takes a fault and gets
+/// a frame of its own, and neither its size nor its resident pages move (statm would not
+/// tell). CPU times and the rest, which move all the time, are left out. Text that does not
+/// parse is kept whole (any change then counts).
+fn memory_fingerprint(stat: &[u8]) -> Vec<u8> {
+    let after = stat.iter().rposition(|&b| b == b')').map_or(stat, |i| &stat[i + 1..]);
+    let fields: Vec<&[u8]> = after.split(|&b| b == b' ').filter(|f| !f.is_empty()).collect();
+    // Fields 10, 12, 23 and 24 of proc(5), counted from the state (field 3).
+    let wanted = [7, 9, 20, 21];
+    if fields.len() <= 21 {
+        return stat.to_vec();
+    }
+    let mut out = Vec::with_capacity(64);
+    for i in wanted {
+        out.extend_from_slice(fields[i]);
+        out.push(b' ');
+    }
+    out
 }
 
 /// Files held open by a paced session at most (the rest are opened each round), below the
@@ -646,17 +669,17 @@ impl Session {
         use std::os::unix::fs::FileExt;
         let m = &mut self.membership;
         if !m.statm.contains_key(&pid) && m.statm.len() < budget && !self.sampler.is_captured() {
-            let path = self.sampler.root().join(pid.to_string()).join("statm");
+            let path = self.sampler.root().join(pid.to_string()).join("stat");
             if let Ok(file) = std::fs::File::open(path) {
                 m.statm.insert(pid, file);
             }
         }
         let Some(file) = m.statm.get(&pid) else {
-            return self.sampler.read(pid, "statm").unwrap_or_default();
+            return memory_fingerprint(&self.sampler.read(pid, "stat").unwrap_or_default());
         };
-        let mut buf = [0u8; 256];
+        let mut buf = [0u8; 1024];
         match file.read_at(&mut buf, 0) {
-            Ok(n) => buf[..n].to_vec(),
+            Ok(n) => memory_fingerprint(&buf[..n]),
             Err(_) => {
                 m.statm.remove(&pid);
                 m.stale = true;
@@ -794,6 +817,7 @@ impl Session {
         // The samples go back to the cache, without the pages and contents of this round.
         for mut sample in snapshot.processes {
             sample.pages = None;
+            sample.unframed = None;
             sample.content = None;
             if let Some(c) = self.cache.get_mut(&sample.pid) {
                 c.sample = Some(sample);
@@ -836,5 +860,20 @@ mod tests {
         // Unchanged: kept until the periodic full re-read.
         assert!(cadence.reuse(true, ms(59_000), ms(1)));
         assert!(!cadence.reuse(true, ms(61_000), ms(1)));
+    }
+
+    #[test]
+    fn the_fingerprint_moves_with_faults_and_size_not_with_cpu_time() {
+        let stat = |utime: u32, minflt: u32| {
+            format!(
+                "42 (a ) b) S 1 42 42 0 -1 4194560 {minflt} 0 3 0 {utime} 7 0 0 20 0 1 0 100 \
+                 8192000 500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0"
+            )
+        };
+        let fp = |s: String| memory_fingerprint(s.as_bytes());
+        assert_eq!(fp(stat(1, 10)), fp(stat(99, 10)), "CPU time is not memory");
+        assert_ne!(fp(stat(1, 10)), fp(stat(1, 11)), "a copy-on-write fault is");
+        assert_eq!(fp(stat(1, 10)), b"10 3 8192000 500 ");
+        assert_eq!(memory_fingerprint(b"garbage"), b"garbage");
     }
 }

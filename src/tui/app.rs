@@ -1,7 +1,7 @@
 //! TUI layer: the dashboard's state. `App` holds what the screen shows; [`App::apply`] turns an
 //! [`Action`] into a state change; [`App::on_update`] takes a round of figures. No I/O.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,9 @@ pub struct App {
     /// Whether exact figures were asked for and why they are missing (e.g. not root).
     pub exact_note: Option<String>,
     pub history: VecDeque<Point>,
+    /// Each forked worker's copied-from-parent bytes over time, `(seconds since start,
+    /// bytes)`, from the rounds that read pages (for its chart and its growth).
+    pub copies: HashMap<u32, VecDeque<(f64, u64)>>,
     pub selected: usize,
     pub view: View,
     pub sort: Sort,
@@ -129,6 +132,7 @@ impl App {
             exact_at: None,
             exact_note: None,
             history: VecDeque::new(),
+            copies: HashMap::new(),
             selected: 0,
             view: View::Processes,
             sort: Sort::Rss,
@@ -174,11 +178,31 @@ impl App {
                 self.history.pop_front();
             }
         }
+        if update.exact_fresh {
+            let t = update.at.duration_since(self.started).as_secs_f64();
+            self.record_copies(&update.accounting, t);
+        }
         self.updated_at = Some(update.at);
         self.exact_at = update.exact_at;
         self.last_cost = Some(update.cost);
         self.accounting = Some(update.accounting);
         self.selected = self.selected.min(self.row_count().saturating_sub(1));
+    }
+
+    /// Adds each worker's copied bytes at `t` to its series; forgets the processes gone.
+    pub fn record_copies(&mut self, accounting: &Accounting, t: f64) {
+        let mut seen = HashSet::new();
+        for row in accounting.processes() {
+            if let Some(Ok(e)) = &row.erosion {
+                let series = self.copies.entry(row.pid).or_default();
+                series.push_back((t, e.copied_from_parent));
+                if series.len() > HISTORY {
+                    series.pop_front();
+                }
+                seen.insert(row.pid);
+            }
+        }
+        self.copies.retain(|pid, _| seen.contains(pid));
     }
 
     /// The process rows in display order: the trees depth-first, or one flat list sorted.

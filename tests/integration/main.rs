@@ -3,6 +3,7 @@
 
 mod command;
 mod dedup;
+mod erosion;
 mod errors;
 mod exact;
 mod fixtures;

@@ -63,6 +63,12 @@ pub struct Process {
     pub duplicated_bytes: Option<Option<u64>>,
     pub zero_filled_bytes: Option<Option<u64>>,
     pub dedup_unreadable: Option<Option<String>>,
+    pub shared_with_parent_bytes: Option<Option<u64>>,
+    pub copied_from_parent_bytes: Option<Option<u64>>,
+    pub diverged_shared_bytes: Option<Option<u64>>,
+    pub erosion_estimated: Option<Option<bool>>,
+    pub copied_by_mapping: Option<Option<Vec<GroupMapping>>>,
+    pub erosion_unavailable: Option<Option<String>>,
     pub mappings: Option<Option<Vec<Mapping>>>,
     pub mappings_unreadable: Option<String>,
 }

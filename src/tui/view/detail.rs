@@ -2,13 +2,16 @@
 //! exact split, the processes it shares with, and its largest mappings.
 
 use ratatui::Frame;
-use ratatui::layout::Rect;
-use ratatui::text::Line;
-use ratatui::widgets::{Block, Borders, Paragraph};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Color;
+use ratatui::symbols;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
 
 use super::theme::Theme;
+use crate::model::erosion;
 use crate::tui::app::App;
-use crate::units::{human_bytes, human_opt, shorten_left, shorten_right, stripped};
+use crate::units::{human_bytes, human_opt, human_rate, shorten_left, shorten_right, stripped};
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let block = Block::default().borders(Borders::ALL).title(" Detail ");
@@ -43,6 +46,35 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         ];
         lines.extend(fit_items(&items, width).into_iter().map(Line::from));
     }
+    let series = app.copies.get(&row.pid).filter(|s| s.len() >= 2);
+    let mut copies_in = None;
+    if let Some(Ok(e)) = &row.erosion {
+        let estimate = if e.estimated { "≈" } else { "" };
+        let growth = series
+            .and_then(|s| erosion::growth(&s.iter().copied().collect::<Vec<_>>()))
+            .map(|g| format!(" ({})", human_rate(g)))
+            .unwrap_or_default();
+        let items = [
+            format!(
+                "forked from {}: shares {estimate}{}",
+                e.parent,
+                human_bytes(e.shared_with_parent)
+            ),
+            format!("copied {estimate}{}{growth}", human_bytes(e.copied_from_parent)),
+        ];
+        lines.extend(fit_items(&items, width).into_iter().map(Line::from));
+        if !e.by_mapping.is_empty() {
+            let names: Vec<String> = e
+                .by_mapping
+                .iter()
+                .map(|(name, bytes)| {
+                    format!("{} {}", shorten_left(&stripped(name), 24), human_bytes(*bytes))
+                })
+                .collect();
+            let line = format!("copies in: {}", names.join(", "));
+            copies_in = Some(Line::from(shorten_right(&line, width)));
+        }
+    }
     if let Some(e) = tree.and_then(|t| t.totals.exact_ok()) {
         let partners = e.partners(row.pid);
         if !partners.is_empty() {
@@ -57,6 +89,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             }
         }
     }
+    lines.extend(copies_in);
     lines.push(Line::styled("largest mappings:", theme.bold()));
     match &row.mappings {
         Some(Ok(maps)) => {
@@ -78,7 +111,54 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         Some(Err(reason)) => lines.push(Line::from(format!("  {}", stripped(&reason.to_string())))),
         None => lines.push(Line::from("  reading smaps…")),
     }
-    frame.render_widget(Paragraph::new(lines).block(block), area);
+    // A worker's copies over time under its lines, when the pane has room for both.
+    let chart_rows = 7;
+    let text_rows = lines.len() as u16 + 2;
+    match series {
+        Some(series) if area.height >= text_rows.min(14) + chart_rows => {
+            let [text, chart] =
+                Layout::vertical([Constraint::Min(4), Constraint::Length(chart_rows)]).areas(area);
+            frame.render_widget(Paragraph::new(lines).block(block), text);
+            render_copies(frame, series, chart, theme);
+        }
+        _ => frame.render_widget(Paragraph::new(lines).block(block), area),
+    }
+}
+
+/// The selected worker's copied-from-parent bytes over the dashboard's history.
+fn render_copies(
+    frame: &mut Frame,
+    series: &std::collections::VecDeque<(f64, u64)>,
+    area: Rect,
+    theme: &Theme,
+) {
+    let points: Vec<(f64, f64)> =
+        series.iter().map(|&(t, bytes)| (t, bytes as f64 / (1u64 << 20) as f64)).collect();
+    let (t0, t1) = (points[0].0, points[points.len() - 1].0.max(points[0].0 + 1.0));
+    let top = points.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
+    let data = Dataset::default()
+        .marker(symbols::Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(theme.fg(Color::Magenta))
+        .data(&points);
+    let chart = Chart::new(vec![data])
+        .legend_position(None)
+        .block(Block::default().borders(Borders::ALL).title(Line::from(vec![
+            Span::raw(" "),
+            Span::styled("━ copied from parent", theme.fg(Color::Magenta)),
+            Span::raw(" (MiB) "),
+        ])))
+        .x_axis(
+            Axis::default()
+                .bounds([t0, t1])
+                .labels([Span::raw(format!("{t0:.0}s")), Span::raw(format!("{t1:.0}s"))]),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([0.0, top])
+                .labels([Span::raw("0"), Span::raw(format!("{top:.0}"))]),
+        );
+    frame.render_widget(chart, area);
 }
 
 /// What a Python role means for the process's memory, in a line.

@@ -9,10 +9,11 @@ use ratatui::widgets::{Block, Borders, Cell, TableState};
 
 use super::table::{Column, column, fit, fitted_table, flexible, visible};
 use super::theme::{SEGMENTS, Theme};
+use crate::model::Unreadable;
 use crate::model::accounting::ProcessRow;
 use crate::model::python;
 use crate::tui::app::{App, View};
-use crate::units::{NOT_AVAILABLE, human_opt, stripped};
+use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, stripped};
 
 /// Width of the per-process bar.
 const BAR: usize = 20;
@@ -41,16 +42,29 @@ fn bar<'a>(row: &ProcessRow, theme: &Theme) -> Line<'a> {
 }
 
 /// The processes view's columns, the most important first.
-pub const PROCESS_COLUMNS: [Column; 8] = [
+pub const PROCESS_COLUMNS: [Column; 9] = [
     column("PID", 7, 0),
     flexible("NAME", 8),
     column("RSS", 10, 0),
     column("PSS", 10, 2),
     column("USS", 10, 1),
     column("SHARED", 10, 3),
-    column("SWAP", 8, 5),
+    column("SWAP", 8, 6),
+    column("COPIED", 10, 5),
     column("RSS SPLIT", BAR as u16, 4),
 ];
+
+/// What a forked worker copied from its parent since the fork (`≈`: estimated without root);
+/// blank for a tree's root and without pages.
+fn copied_cell(row: &ProcessRow) -> String {
+    match &row.erosion {
+        Some(Ok(e)) => {
+            format!("{}{}", if e.estimated { "≈" } else { "" }, human_bytes(e.copied_from_parent))
+        }
+        Some(Err(Unreadable::NotApplicable(_))) | None => String::new(),
+        Some(Err(_)) => NOT_AVAILABLE.to_string(),
+    }
+}
 
 pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let rows = app.rows();
@@ -76,6 +90,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
                     for v in [f.rss, f.pss, f.uss, f.shared, f.swap] {
                         cells.push(Cell::from(Line::from(human_opt(v)).right_aligned()));
                     }
+                    cells.push(Cell::from(Line::from(copied_cell(row)).right_aligned()));
                     cells.push(Cell::from(bar(row, theme)));
                     cells
                 }
@@ -90,7 +105,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
                         Cell::from(name),
                         Cell::from(Line::from(NOT_AVAILABLE).right_aligned()),
                     ];
-                    cells.extend((0..5).map(|_| Cell::from("")));
+                    cells.extend((0..6).map(|_| Cell::from("")));
                     cells
                 }
             }

@@ -16,6 +16,7 @@
 
 pub mod cli;
 pub mod model;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod sampler;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+mod record_cmd;
 mod report_cmd;
 mod serve_cmd;
 pub mod target;
@@ -91,6 +92,13 @@ pub enum Cmd {
     /// Export the figures to Prometheus: an HTTP server of /metrics (OpenMetrics), per tree or
     /// per process name. Without a target, the whole machine.
     Serve(ServeArgs),
+    /// Record the figures of a target over time into a file (a sample every interval, until
+    /// --duration, the target's end or Ctrl-C): `report --from FILE` and `top --replay FILE`
+    /// read it back, `plot FILE` draws it.
+    Record(RecordArgs),
+    /// Draw a recording: Σ RSS (what a monitor shows) against the footprint and Σ PSS over
+    /// time, and what each forked worker copied from its parent, as SVG or PNG.
+    Plot(PlotArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
         #[arg(value_enum)]
@@ -201,6 +209,70 @@ pub struct ReportArgs {
     /// one core).
     #[arg(long, value_name = "DURATION", default_value = "25ms", value_parser = units::parse_duration, allow_hyphen_values = true)]
     pub interval: Duration,
+    /// With `-- CMD`: also draw the run (Σ RSS, footprint, Σ PSS and each worker's copies over
+    /// time) into FILE, SVG or PNG by its extension.
+    #[arg(long, value_name = "FILE", requires = "command")]
+    pub plot: Option<PathBuf>,
+    /// Report a moment of a recording (`memtree record`) instead of live processes.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pids", "all", "workload", "command", "proc_root", "exact", "dedup", "mappings"])]
+    pub from: Option<PathBuf>,
+    /// With --from: which moment: `peak` (the highest footprint), `end` (the last sample), or a
+    /// time since the recording started (`90s`, `2m`, `15.5`): the last sample at or before it.
+    #[arg(long, value_name = "WHEN", default_value = "peak", requires = "from", value_parser = parse_at)]
+    pub at: At,
+}
+
+/// A moment of a recording.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum At {
+    Peak,
+    End,
+    Seconds(f64),
+}
+
+fn parse_at(text: &str) -> Result<At, String> {
+    match text {
+        "peak" => Ok(At::Peak),
+        "end" => Ok(At::End),
+        _ => units::parse_duration(text).map(|d| At::Seconds(d.as_secs_f64())).map_err(|_| {
+            format!("{text:?} is not a moment: peak, end, or a time such as 90s or 2m")
+        }),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+    /// The file to write (replaced if it exists).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
+    /// How often to take a sample (processes whose memory did not change are not read again,
+    /// and a sample that did not change takes a few bytes).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = units::parse_duration, allow_hyphen_values = true)]
+    pub interval: Duration,
+    /// Stop after this long [default: when the target ends, or on Ctrl-C].
+    #[arg(long, value_name = "DURATION", value_parser = units::parse_duration, allow_hyphen_values = true)]
+    pub duration: Option<Duration>,
+    /// Do not read physical pages even as root (exact figures, copy-on-write erosion and
+    /// duplicated content are on by default when privileged).
+    #[arg(long)]
+    pub no_exact: bool,
+    /// Do not measure duplicated content.
+    #[arg(long)]
+    pub no_dedup: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A recording made by `memtree record`.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// The picture to write: SVG or PNG, by its extension.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -344,6 +416,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Compare(args) => workload_cmd::compare(args),
         Cmd::Capture(args) => capture_cmd(args),
         Cmd::Serve(args) => serve_cmd::serve(args),
+        Cmd::Record(args) => record_cmd::record(args),
+        Cmd::Plot(args) => record_cmd::plot(args),
         Cmd::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut out = io::stdout().lock();

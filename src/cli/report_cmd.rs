@@ -17,6 +17,9 @@ use crate::sampler::{Progress, SampleOptions, Session, session::ProgressFn};
 use crate::units::human_bytes;
 
 pub fn report(args: ReportArgs) -> Result<i32> {
+    if let Some(file) = &args.from {
+        return super::record_cmd::report_from(file, &args);
+    }
     let sampler = sampler_for(args.proc_root.clone())?;
     let options = SampleOptions { mappings: args.mappings, exact: args.exact, dedup: args.dedup };
     let source = sampler.root().display().to_string();
@@ -30,8 +33,27 @@ pub fn report(args: ReportArgs) -> Result<i32> {
     let mut session =
         Session::new(sampler, resolved.watch.clone(), options).on_progress(progress_on_stderr());
     let (accounting, run, status) = if let Some(argv) = resolved.command() {
-        let run = command::follow(argv, &mut session, args.interval)
+        let plot_format = match &args.plot {
+            Some(path) => Some(report::plot::format_of(path).map_err(usage)?),
+            None => None,
+        };
+        let mut series = report::plot::Series::default();
+        let mut add = |t: f64, a: &crate::model::Accounting| series.add(t, a);
+        let observer: Option<command::Observer> = match plot_format {
+            Some(_) => Some(&mut add),
+            None => None,
+        };
+        let run = command::follow_observed(argv, &mut session, args.interval, None, observer)
             .map_err(|e| usage(format!("cannot run {:?}: {e}", argv[0])))?;
+        if let (Some(path), Some(format)) = (&args.plot, plot_format) {
+            let title = format!("memtree: {}", report::plot::describe(&resolved.described));
+            report::plot::draw(&series, &title, path, format).map_err(|e| {
+                usage(format!(
+                    "cannot draw {}: {e}",
+                    crate::units::visible(&path.display().to_string())
+                ))
+            })?;
+        }
         let status = run.exit_status();
         let snapshot = run.peak.as_ref().context("the command's tree could not be sampled")?;
         let mut accounting = account(snapshot, &session.grouping(snapshot));

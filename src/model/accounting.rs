@@ -27,7 +27,7 @@ pub enum Grouping {
 }
 
 /// How `footprint` was obtained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FootprintMethod {
     /// Σ pss + Σ swap_pss: a fair share, including fractions of pages shared with processes
     /// outside the tree. An estimate.
@@ -46,7 +46,7 @@ impl FootprintMethod {
 }
 
 /// A process's own highest figures over a run (`report -- CMD`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Peak {
     pub rss: u64,
     pub pss: u64,
@@ -54,7 +54,7 @@ pub struct Peak {
 }
 
 /// One mapping of one process.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MappingRow {
     pub start: u64,
     pub end: u64,
@@ -81,7 +81,7 @@ impl From<&MappingRaw> for MappingRow {
 }
 
 /// One process of a tree, with its place in it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessRow {
     pub pid: u32,
     pub ppid: u32,
@@ -164,7 +164,7 @@ impl ProcessRow {
 }
 
 /// A mapping name summed over the processes of a tree that map it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NameGroup {
     pub name: String,
     /// Processes mapping it at least once.
@@ -179,10 +179,11 @@ pub struct NameGroup {
 
 /// Sums over the processes of a tree (or of several). Sums cover readable processes only;
 /// `unreadable` says how many were left out and why.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     pub processes: usize,
     /// Processes whose memory could not be read, by reason kind (kernel threads not included).
+    #[serde(with = "reason_kinds")]
     pub unreadable: BTreeMap<&'static str, usize>,
     /// Kernel threads: no address space, nothing to count.
     pub kernel_threads: usize,
@@ -325,8 +326,39 @@ impl Sum {
     }
 }
 
+/// [`Totals::unreadable`] through serde: the kinds as strings, read back as the kinds memtree
+/// knows ([`Unreadable::kind`]); one it does not know (a recording from a newer memtree) as
+/// "failed".
+mod reason_kinds {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    const KINDS: [&str; 5] =
+        ["vanished", "permission denied", "no address space", "failed", "not applicable"];
+
+    pub fn serialize<S: Serializer>(
+        map: &BTreeMap<&'static str, usize>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        map.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<&'static str, usize>, D::Error> {
+        let read: BTreeMap<String, usize> = BTreeMap::deserialize(d)?;
+        let mut out = BTreeMap::new();
+        for (kind, n) in read {
+            let known = KINDS.iter().find(|k| **k == kind).copied().unwrap_or("failed");
+            *out.entry(known).or_default() += n;
+        }
+        Ok(out)
+    }
+}
+
 /// One process tree of the report.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Tree {
     pub root_pid: u32,
     pub name: String,
@@ -338,7 +370,7 @@ pub struct Tree {
 }
 
 /// Everything the report and the dashboard show about one moment.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Accounting {
     pub taken_at_unix: f64,
     pub privileged: bool,

@@ -214,7 +214,7 @@ pub fn chunks(data: &[u8], last: bool, mut out: impl FnMut(Chunk)) -> usize {
 }
 
 /// Duplicated and zero-filled bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Duplication {
     /// Bytes of chunks whose content was already seen (in this process or an earlier one of the
     /// tree): what sharing or merging the copies could give back.
@@ -224,7 +224,7 @@ pub struct Duplication {
 
 /// The tree's duplication, per process (in the given order: the first holder of a content is
 /// its original) and per mapping name.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DedupTotals {
     pub total: Duplication,
     pub scanned: u64,
@@ -237,7 +237,7 @@ pub struct DedupTotals {
 }
 
 /// Which pages a duplicated-content figure read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum DedupMethod {
     /// Every distinct anonymous or shared-memory frame of the tree, once (root: PFNs and
     /// kpageflags).

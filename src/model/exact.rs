@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use super::snapshot::{PageEntry, PagesRaw, PfnTable, page_flags};
 
 /// A process's figures recomputed from its pages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExactProcess {
     /// Present pages, the zero page excluded (as the kernel's Rss).
     pub rss: u64,
@@ -36,7 +36,7 @@ pub struct ExactProcess {
 }
 
 /// Bytes two processes of a tree both map.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Pair {
     pub a: u32,
     pub b: u32,
@@ -46,7 +46,7 @@ pub struct Pair {
 /// A set of two or more processes of the tree that map the same frames, and the bytes of the
 /// frames mapped by exactly these processes of the tree (they may be mapped outside it too).
 /// Every frame mapped by two or more processes of the tree is in exactly one group.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SharingGroup {
     /// The pids of the group, in the order of the tree (depth-first).
     pub members: Vec<u32>,
@@ -70,7 +70,7 @@ const PAIR_CANDIDATES: usize = 64;
 /// A mapping name's distinct bytes in the tree, by sharing class. A frame mapped under several
 /// names (or several times) is split evenly between its occurrences, so the classes add up to
 /// the footprint over all names.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct NameSharing {
     pub name: String,
     pub processes: usize,
@@ -83,7 +83,7 @@ pub struct NameSharing {
 }
 
 /// The tree's exact figures.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ExactTotals {
     /// Distinct physical frames mapped by any process of the tree, plus distinct swap entries.
     pub footprint: u64,

@@ -306,7 +306,7 @@ pub struct ContentRaw {
 }
 
 /// Why a figure could not be read. A process with a reason has no figures, never zeros.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Unreadable {
     /// The process exited (ENOENT/ESRCH) or is a zombie whose address space is gone.
     Vanished(String),

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod grid;
 pub mod json;
 pub mod openmetrics;
+pub mod plot;
 pub mod text;
 
 use std::io::{self, Write};
@@ -31,7 +32,7 @@ pub enum Format {
 }
 
 /// What was inspected, as the report names it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     Pids(Vec<u32>),
     All,

@@ -85,6 +85,20 @@ pub fn follow_logged(
     interval: Duration,
     log: Option<&std::fs::File>,
 ) -> io::Result<FollowedRun> {
+    follow_observed(argv, session, interval, log, None)
+}
+
+/// Each sample of a followed run, accounted, with its time since CMD started (for a plot).
+pub type Observer<'a> = &'a mut dyn FnMut(f64, &crate::model::Accounting);
+
+/// [`follow_logged`], with every sample also handed to `observe`.
+pub fn follow_observed(
+    argv: &[String],
+    session: &mut Session,
+    interval: Duration,
+    log: Option<&std::fs::File>,
+    mut observe: Option<Observer>,
+) -> io::Result<FollowedRun> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no command given after --"))?;
@@ -105,6 +119,10 @@ pub fn follow_logged(
     while status.is_none() {
         let sample_start = Instant::now();
         if let Ok(sample) = session.sample() {
+            if let Some(observe) = observe.as_mut() {
+                let accounting = crate::model::account(&sample.snapshot, &sample.grouping);
+                observe(started.elapsed().as_secs_f64(), &accounting);
+            }
             tracker.observe(sample.snapshot);
         }
         status = reap(pid);

@@ -60,7 +60,7 @@ impl fmt::Display for Variant {
 }
 
 /// What each worker does with its data once it has it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Touch {
     /// Nothing: the pages stay as the hand-off left them.
     None,
@@ -106,7 +106,7 @@ impl fmt::Display for Touch {
 }
 
 /// A workload to run.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spec {
     pub variant: Variant,
     pub size_bytes: u64,

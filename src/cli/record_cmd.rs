@@ -1,0 +1,289 @@
+//! CLI layer: `memtree record` (a paced shared-sampler session written to a recording until
+//! --duration, the target's end, the command's exit or a signal), `report --from` (one moment
+//! of a recording, as the live report prints it) and `plot` (a recording drawn).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use super::target::{self, root_error};
+use super::{At, Output, PlotArgs, RecordArgs, ReportArgs, usage};
+use crate::model::Accounting;
+use crate::model::accounting::Peak;
+use crate::record::{self, Frame, Header, Reader, Samples, Writer};
+use crate::report::{self, Meta, plot};
+use crate::runner::command::{self, RunOutcome};
+use crate::runner::signals;
+use crate::sampler::{Cadence, SampleOptions, Sampler, Session};
+use crate::units::{human_bytes, visible};
+
+/// The shortest interval `record` takes.
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a signal may wait for the loop before it ends memtree anyway.
+const WATCHDOG_GRACE: Duration = Duration::from_secs(3);
+
+fn shown(path: &Path) -> String {
+    visible(&path.display().to_string()).into_owned()
+}
+
+fn hostname() -> String {
+    nix::sys::utsname::uname()
+        .ok()
+        .and_then(|u| u.nodename().to_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn kernel() -> String {
+    nix::sys::utsname::uname()
+        .ok()
+        .and_then(|u| u.release().to_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub fn record(args: RecordArgs) -> Result<i32> {
+    let sampler = Sampler::live();
+    let interval = args.interval.max(MIN_INTERVAL);
+    // The file first: a path that cannot be written is bad input, before anything starts.
+    let header = |target: report::Target| Header {
+        writer: format!("memtree {}", env!("CARGO_PKG_VERSION")),
+        started_at_unix: crate::units::unix_now(),
+        interval_seconds: interval.as_secs_f64(),
+        target,
+        source: sampler.root().display().to_string(),
+        privileged: sampler.privileged(),
+        hostname: hostname(),
+        kernel: kernel(),
+    };
+    if args.output.is_dir() {
+        return Err(usage(format!("cannot record to {}: it is a directory", shown(&args.output))));
+    }
+    let probe = Writer::create(&args.output, &header(report::Target::All))
+        .map_err(|e| usage(format!("cannot record to {}: {e}", shown(&args.output))))?;
+    drop(probe);
+    signals::catch().context("cannot catch signals")?;
+    let _watchdog = signals::Watchdog::start(WATCHDOG_GRACE);
+    let mut resolved = target::resolve(&args.target, &args.workload, &sampler, None)?;
+    let roots = match &resolved.watch {
+        crate::sampler::Target::Pids(pids) => pids.clone(),
+        _ => Vec::new(),
+    };
+    let child = match resolved.command() {
+        Some(argv) => Some(
+            command::spawn_watched(argv, false)
+                .map_err(|e| usage(format!("cannot run {:?}: {e}", visible(&argv[0]))))?,
+        ),
+        None => None,
+    };
+    let mut writer = Writer::create(&args.output, &header(resolved.described.clone()))
+        .with_context(|| format!("cannot record to {}", shown(&args.output)))?;
+    let privileged = sampler.privileged();
+    let options = SampleOptions {
+        mappings: false,
+        exact: privileged && !args.no_exact,
+        dedup: !args.no_exact && !args.no_dedup,
+    };
+    let mut session = Session::new(sampler.clone(), resolved.watch.clone(), options)
+        .with_cadence(Cadence::every(interval));
+    let pid = child.as_ref().map(std::process::Child::id);
+    let started = Instant::now();
+    let mut last: Option<Arc<Accounting>> = None;
+    let mut samples = 0usize;
+    let mut status = None;
+    let mut ended_by = "the target ended";
+    loop {
+        let round_start = Instant::now();
+        let round = match session.round() {
+            Ok(round) => round,
+            Err(e) if samples == 0 => {
+                if pid.is_some() {
+                    command::forward(nix::sys::signal::Signal::SIGTERM, &sampler);
+                    command::stop_leftovers(&sampler);
+                }
+                resolved.stop()?;
+                return Err(root_error(e, &roots));
+            }
+            Err(_) => break,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let same = last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &round.accounting));
+        let frame = if same {
+            Frame::Same { seconds, taken_at_unix: crate::units::unix_now() }
+        } else {
+            Frame::Sample { seconds, accounting: Box::new(Accounting::clone(&round.accounting)) }
+        };
+        writer
+            .append(&frame)
+            .with_context(|| format!("cannot write to {}", shown(writer.path())))?;
+        samples += 1;
+        last = Some(round.accounting.clone());
+        if let Some(pid) = pid
+            && let Some(code) = command::exited(pid)
+        {
+            status = Some(code);
+            ended_by = "the command exited";
+            break;
+        }
+        if round.target_gone {
+            break;
+        }
+        if signals::take().is_some() {
+            ended_by = "interrupted";
+            break;
+        }
+        if args.duration.is_some_and(|d| started.elapsed() + interval > d + interval / 2) {
+            ended_by = "its duration was reached";
+            break;
+        }
+        // Never more than half of one core: wait at least as long as the round took.
+        let wait = interval.saturating_sub(round_start.elapsed()).max(round_start.elapsed());
+        if sleep_unless_signalled(wait) {
+            ended_by = "interrupted";
+            break;
+        }
+    }
+    let (exit_code, signal) = match status {
+        Some(code) if code > 128 && pid.is_some() => (None, Some(code - 128)),
+        Some(code) => (Some(code), None),
+        None => (None, None),
+    };
+    let end = Frame::End { seconds: started.elapsed().as_secs_f64(), exit_code, signal };
+    writer.append(&end).with_context(|| format!("cannot write to {}", shown(writer.path())))?;
+    drop(child);
+    if pid.is_some() {
+        if status.is_none() {
+            command::forward(nix::sys::signal::Signal::SIGTERM, &sampler);
+        }
+        command::stop_leftovers(&sampler);
+    }
+    resolved.stop()?;
+    let bytes = writer.finish().context("cannot finish the recording")?;
+    eprintln!(
+        "memtree: recorded {} over {:.1} s ({ended_by}) into {}, {}",
+        crate::units::count(samples, "sample", "samples"),
+        started.elapsed().as_secs_f64(),
+        shown(&args.output),
+        human_bytes(bytes)
+    );
+    Ok(status.unwrap_or(0))
+}
+
+/// Sleeps `wait`, waking early for a signal; whether one came.
+fn sleep_unless_signalled(wait: Duration) -> bool {
+    let until = Instant::now() + wait;
+    while Instant::now() < until {
+        if signals::take().is_some() {
+            return true;
+        }
+        std::thread::sleep((until - Instant::now()).min(Duration::from_millis(50)));
+    }
+    false
+}
+
+/// Opens a recording, or says in one line why it is not one.
+pub fn open(file: &Path) -> Result<Samples> {
+    let reader = Reader::open(file).map_err(|e| usage(visible(&e.to_string()).into_owned()))?;
+    Ok(Samples::new(reader))
+}
+
+/// Says on stderr that a recording ends in a cut-short frame, once its samples are read.
+fn warn_damaged(samples: &Samples) {
+    if let Some(what) = samples.damaged() {
+        eprintln!(
+            "memtree: {} (a recording cut short: read up to its last whole sample)",
+            visible(what)
+        );
+    }
+}
+
+/// Each process's own highest figures over `accountings`.
+fn peaks_of<'a>(accountings: impl Iterator<Item = &'a Accounting>) -> HashMap<u32, Peak> {
+    let mut peaks: HashMap<u32, Peak> = HashMap::new();
+    for a in accountings {
+        for row in a.processes() {
+            if let Ok(f) = &row.figures {
+                let p = peaks.entry(row.pid).or_default();
+                p.rss = p.rss.max(f.rss.unwrap_or(0));
+                p.pss = p.pss.max(f.pss.unwrap_or(0));
+                p.uss = p.uss.max(f.uss.unwrap_or(0));
+            }
+        }
+    }
+    peaks
+}
+
+pub fn report_from(file: &Path, args: &ReportArgs) -> Result<i32> {
+    let mut out = Output::open(args.output.as_ref())?;
+    let mut samples = open(file)?;
+    let header = samples.header().clone();
+    // One pass, keeping only the chosen sample (a long recording of a whole machine does not
+    // fit in memory whole) and each process's peak.
+    let mut chosen: Option<record::Sample> = None;
+    let mut peaks: HashMap<u32, Peak> = HashMap::new();
+    let (mut count, mut max_footprint, mut last_seconds) = (0usize, None::<u64>, 0.0f64);
+    for sample in samples.by_ref() {
+        count += 1;
+        last_seconds = sample.seconds;
+        for (pid, p) in peaks_of(std::iter::once(&*sample.accounting)) {
+            let e = peaks.entry(pid).or_default();
+            e.rss = e.rss.max(p.rss);
+            e.pss = e.pss.max(p.pss);
+            e.uss = e.uss.max(p.uss);
+        }
+        let footprint = sample.accounting.totals.footprint;
+        let take = match args.at {
+            At::End => true,
+            At::Seconds(s) => sample.seconds <= s || chosen.is_none(),
+            At::Peak => {
+                let key = |a: &Accounting| (a.totals.footprint, a.totals.rss_sum);
+                chosen.as_ref().is_none_or(|c| key(&sample.accounting) > key(&c.accounting))
+            }
+        };
+        max_footprint = max_footprint.max(footprint);
+        if take {
+            chosen = Some(sample);
+        }
+    }
+    warn_damaged(&samples);
+    let Some(chosen) = chosen else {
+        return Err(usage(format!("{}: it holds no whole sample", shown(file))));
+    };
+    let mut accounting = Arc::unwrap_or_clone(chosen.accounting);
+    let run = (args.at == At::Peak).then(|| {
+        accounting.set_peaks(&peaks);
+        let (exit_code, signal) = samples.end.map_or((None, None), |(_, c, s)| (c, s));
+        RunOutcome {
+            exit_code,
+            signal,
+            duration_seconds: samples.end.map_or(last_seconds, |e| e.0),
+            samples: count,
+            peak_footprint: max_footprint,
+        }
+    });
+    let source = format!("{} (recorded in {})", header.source, shown(file));
+    let meta = Meta { target: header.target, run, source, live: false };
+    report::write_report(&mut out.writer, args.format, &accounting, &meta, out.style)
+        .with_context(|| format!("cannot write the report to {}", out.name()))?;
+    out.finish()?;
+    Ok(0)
+}
+
+pub fn plot(args: PlotArgs) -> Result<i32> {
+    let format = plot::format_of(&args.output).map_err(usage)?;
+    let mut samples = open(&args.file)?;
+    let mut series = plot::Series::default();
+    for sample in samples.by_ref() {
+        series.add(sample.seconds, &sample.accounting);
+    }
+    warn_damaged(&samples);
+    if series.is_empty() {
+        return Err(usage(format!("{}: it holds no whole sample", shown(&args.file))));
+    }
+    let title = format!("memtree: {}", plot::describe(&samples.header().target));
+    plot::draw(&series, &title, &args.output, format)
+        .map_err(|e| usage(format!("cannot draw {}: {e}", shown(&args.output))))?;
+    eprintln!("memtree: drew {} samples into {}", series.len(), shown(&args.output));
+    Ok(0)
+}

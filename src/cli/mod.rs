@@ -295,6 +295,9 @@ pub struct TopArgs {
     /// Measure duplicated content (the default when privileged; kept for scripts).
     #[arg(long, hide = true, conflicts_with_all = ["no_exact", "no_dedup"])]
     pub dedup: bool,
+    /// Show a recording (`memtree record`) instead of live processes; ← and → move in time.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["pids", "all", "workload", "command"])]
+    pub replay: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -95,6 +95,14 @@ pub fn record(args: RecordArgs) -> Result<i32> {
     let mut ended_by = "the target ended";
     loop {
         let round_start = Instant::now();
+        // Before the round: a round after the command's exit would find nothing alive.
+        if let Some(pid) = pid
+            && let Some(code) = command::exited(pid)
+        {
+            status = Some(code);
+            ended_by = "the command exited";
+            break;
+        }
         let round = match session.round() {
             Ok(round) => round,
             Err(e) if samples == 0 => {
@@ -119,13 +127,6 @@ pub fn record(args: RecordArgs) -> Result<i32> {
             .with_context(|| format!("cannot write to {}", shown(writer.path())))?;
         samples += 1;
         last = Some(round.accounting.clone());
-        if let Some(pid) = pid
-            && let Some(code) = command::exited(pid)
-        {
-            status = Some(code);
-            ended_by = "the command exited";
-            break;
-        }
         if round.target_gone {
             break;
         }
@@ -286,4 +287,65 @@ pub fn plot(args: PlotArgs) -> Result<i32> {
         .map_err(|e| usage(format!("cannot draw {}: {e}", shown(&args.output))))?;
     eprintln!("memtree: drew {} samples into {}", series.len(), shown(&args.output));
     Ok(0)
+}
+
+/// `top --replay FILE`: the recording's samples indexed (their times, where each is, the
+/// timeline's totals and the workers' copies), then the dashboard, each sample read from the
+/// file when shown.
+pub fn replay(file: &Path) -> Result<i32> {
+    use crate::tui::app::{App, Point, Replay, ReplayPoint};
+    let mut samples = open(file)?;
+    let mut replay = Replay::default();
+    let (mut peak, mut best) = (0usize, None);
+    for sample in samples.by_ref() {
+        let a = &sample.accounting;
+        let key = (a.totals.footprint, a.totals.rss_sum);
+        if best.is_none_or(|b| key > b) {
+            (peak, best) = (replay.points.len(), Some(key));
+        }
+        replay.points.push(ReplayPoint {
+            seconds: sample.seconds,
+            offset: sample.offset,
+            taken_at_unix: a.taken_at_unix,
+        });
+        let t = &a.totals;
+        if let (Some(rss_sum), Some(footprint), Some(pss_sum)) = (t.rss_sum, t.footprint, t.pss_sum)
+        {
+            replay.history.push(Point { t: sample.seconds, rss_sum, footprint, pss_sum });
+        }
+        for row in a.processes() {
+            if let Some(Ok(e)) = &row.erosion {
+                replay
+                    .copies
+                    .entry(row.pid)
+                    .or_default()
+                    .push((sample.seconds, e.copied_from_parent));
+            }
+        }
+    }
+    warn_damaged(&samples);
+    if replay.points.is_empty() {
+        return Err(usage(format!("{}: it holds no whole sample", shown(file))));
+    }
+    let header = samples.header().clone();
+    let interval = Duration::from_secs_f64(header.interval_seconds.max(0.1));
+    let what = format!("{} ({})", report::plot::describe(&header.target), shown(file));
+    let mut app = App::new(what, interval, super::colored(true));
+    // It opens at the peak footprint (as `report --from` does), the moment worth looking at.
+    replay.at = peak;
+    let points = replay.points.clone();
+    app.replay = Some(replay);
+    let status = crate::tui::replay(app, |i| {
+        let point = points.get(i)?;
+        let accounting = samples.at(point.offset)?;
+        if accounting.taken_at_unix == point.taken_at_unix {
+            return Some(accounting);
+        }
+        // A sample that repeated an earlier one: its figures, at its own time.
+        let mut again = Accounting::clone(&accounting);
+        again.taken_at_unix = point.taken_at_unix;
+        Some(Arc::new(again))
+    })
+    .context("the dashboard failed")?;
+    Ok(status)
 }

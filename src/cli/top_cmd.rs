@@ -32,7 +32,7 @@ fn describe(specs: &[Spec]) -> String {
 }
 
 /// The dashboard's one-line name for what it watches.
-fn title(target: &Target) -> String {
+pub(super) fn title(target: &Target) -> String {
     match target {
         Target::Command(argv) => format!("`{}` (its output is discarded)", argv.join(" ")),
         Target::All => "every process".to_string(),
@@ -56,6 +56,9 @@ pub fn top(args: TopArgs) -> Result<i32> {
             "memtree top needs a terminal that can move its cursor, and TERM=dumb says this one \
              cannot; use `memtree report` (same targets), or `watch -n 1 memtree report …`",
         ));
+    }
+    if let Some(file) = &args.replay {
+        return super::record_cmd::replay(file);
     }
     let sampler = Sampler::live();
     let demo = Some((DEMO_SIZE, DEMO_WORKERS));

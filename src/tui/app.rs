@@ -82,6 +82,26 @@ pub struct Point {
     pub pss_sum: u64,
 }
 
+/// One sample of a replayed recording, as the dashboard steps through it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ReplayPoint {
+    pub seconds: f64,
+    /// Where its figures are in the file.
+    pub offset: u64,
+    pub taken_at_unix: f64,
+}
+
+/// A recording shown instead of live figures (`top --replay`).
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    pub points: Vec<ReplayPoint>,
+    /// The sample shown.
+    pub at: usize,
+    /// The timeline's points of every sample, and each worker's copies over the recording.
+    pub history: Vec<Point>,
+    pub copies: HashMap<u32, Vec<(f64, u64)>>,
+}
+
 #[derive(Debug)]
 pub struct App {
     /// What is watched, in words ("workload fork (64 MiB × 3 workers)").
@@ -118,6 +138,7 @@ pub struct App {
     pub explain_scroll: u16,
     /// How far the explain overlay can scroll, as it was last drawn.
     pub explain_max: std::cell::Cell<u16>,
+    pub replay: Option<Replay>,
 }
 
 impl App {
@@ -147,6 +168,7 @@ impl App {
             workloads: Vec::new(),
             explain_scroll: 0,
             explain_max: std::cell::Cell::new(0),
+            replay: None,
         }
     }
 
@@ -186,6 +208,22 @@ impl App {
         self.exact_at = update.exact_at;
         self.last_cost = Some(update.cost);
         self.accounting = Some(update.accounting);
+        self.selected = self.selected.min(self.row_count().saturating_sub(1));
+    }
+
+    /// Shows `accounting`, the replay's sample [`Replay::at`]: the timeline and the workers'
+    /// copies up to that moment.
+    pub fn show_replayed(&mut self, accounting: Arc<Accounting>) {
+        let Some(replay) = &self.replay else { return };
+        let t = replay.points.get(replay.at).map_or(0.0, |p| p.seconds);
+        self.history = replay.history.iter().filter(|p| p.t <= t).copied().collect();
+        self.copies = replay
+            .copies
+            .iter()
+            .map(|(pid, s)| (*pid, s.iter().filter(|p| p.0 <= t).copied().collect()))
+            .filter(|(_, s): &(u32, VecDeque<(f64, u64)>)| !s.is_empty())
+            .collect();
+        self.accounting = Some(accounting);
         self.selected = self.selected.min(self.row_count().saturating_sub(1));
     }
 
@@ -308,6 +346,16 @@ impl App {
                 self.selected = 0;
             }
             Action::Pause => self.paused = !self.paused,
+            Action::Earlier(n) => {
+                if let Some(r) = &mut self.replay {
+                    r.at = r.at.saturating_sub(n);
+                }
+            }
+            Action::Later(n) => {
+                if let Some(r) = &mut self.replay {
+                    r.at = (r.at + n).min(r.points.len().saturating_sub(1));
+                }
+            }
         }
     }
 }

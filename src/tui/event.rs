@@ -28,6 +28,9 @@ pub enum Action {
     Back,
     /// q, Ctrl-Q, Ctrl-C.
     Quit,
+    /// ← / →: a replay's sample before or after (Shift: ten).
+    Earlier(usize),
+    Later(usize),
 }
 
 pub fn action(key: KeyEvent) -> Option<Action> {
@@ -39,6 +42,12 @@ pub fn action(key: KeyEvent) -> Option<Action> {
         KeyCode::Char('c' | 'q') if ctrl => Action::Quit,
         // Any other letter with Ctrl or Alt is the terminal's or the window manager's, not ours.
         KeyCode::Char(_) if ctrl || key.modifiers.contains(KeyModifiers::ALT) => return None,
+        KeyCode::Left => {
+            Action::Earlier(if key.modifiers.contains(KeyModifiers::SHIFT) { 10 } else { 1 })
+        }
+        KeyCode::Right => {
+            Action::Later(if key.modifiers.contains(KeyModifiers::SHIFT) { 10 } else { 1 })
+        }
         KeyCode::Up | KeyCode::Char('k') => Action::Up,
         KeyCode::Down | KeyCode::Char('j') => Action::Down,
         KeyCode::PageUp => Action::PageUp,
@@ -62,6 +71,7 @@ pub fn action(key: KeyEvent) -> Option<Action> {
 pub const KEYS: &[(&str, &str)] = &[
     ("↑ ↓  j k", "select a process (or a row of the view); scroll the explanation"),
     ("PgUp PgDn", "a page up or down"),
+    ("← →  Shift", "replay: the sample before or after (ten with Shift)"),
     ("Home End  g G", "the first or the last row"),
     ("Enter", "detail of the selected process: largest mappings, who it shares with"),
     ("Tab", "next view: processes, mappings by name, who shares with whom"),
@@ -102,6 +112,11 @@ mod tests {
             Some(Action::Quit)
         );
         assert_eq!(action(key(KeyCode::Char('x'))), None);
+        assert_eq!(action(key(KeyCode::Left)), Some(Action::Earlier(1)));
+        assert_eq!(
+            action(KeyEvent::new(KeyCode::Right, KeyModifiers::SHIFT)),
+            Some(Action::Later(10))
+        );
         let with = |c, m| action(KeyEvent::new(KeyCode::Char(c), m));
         assert_eq!(with('q', KeyModifiers::CONTROL), Some(Action::Quit));
         assert_eq!(with('x', KeyModifiers::ALT), None);

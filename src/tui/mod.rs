@@ -49,6 +49,53 @@ pub fn run(
         let interval = app.interval;
         std::thread::spawn(move || collector::run(session, interval, controls, tx))
     };
+    let result = event_loop(&mut app, |app| {
+        controls.paused.store(app.paused, Ordering::Relaxed);
+        controls.mappings.store(app.view == View::Mappings, Ordering::Relaxed);
+        let focus = if app.detail { app.selected_row().map_or(0, |r| r.pid) } else { 0 };
+        controls.focus.store(focus, Ordering::Relaxed);
+        let mut dirty = false;
+        while let Ok(update) = rx.try_recv() {
+            if !app.paused {
+                app.on_update(update);
+                dirty = true;
+            }
+        }
+        if app.target_gone.is_none() && child_done() {
+            app.target_gone = Some("the command exited".to_string());
+            dirty = true;
+        }
+        dirty
+    });
+    controls.quit.store(true, Ordering::Relaxed);
+    let _ = collector.join();
+    result
+}
+
+/// The dashboard over a recording (`top --replay`): `load` gives the figures of the replay's
+/// sample `i` ([`app::Replay`]), read when ← or → moves to it.
+pub fn replay(
+    mut app: App,
+    mut load: impl FnMut(usize) -> Option<Arc<crate::model::Accounting>>,
+) -> std::io::Result<i32> {
+    signals::catch().map_err(std::io::Error::from)?;
+    let mut shown = usize::MAX;
+    event_loop(&mut app, |app| {
+        let Some(at) = app.replay.as_ref().map(|r| r.at) else { return false };
+        if at == shown {
+            return false;
+        }
+        shown = at;
+        if let Some(accounting) = load(at) {
+            app.show_replayed(accounting);
+        }
+        true
+    })
+}
+
+/// Draws `app` and turns keys into actions until it quits; `step` runs every turn (before a
+/// draw) and says whether the state changed. The terminal is restored however it ends.
+fn event_loop(app: &mut App, mut step: impl FnMut(&mut App) -> bool) -> std::io::Result<i32> {
     // The terminal crossterm reads keys from: standard input, or /dev/tty when it is not one.
     let input = if std::io::stdin().is_terminal() { None } else { File::open("/dev/tty").ok() };
     let watchdog = signals::Watchdog::start(WATCHDOG_GRACE);
@@ -58,19 +105,10 @@ pub fn run(
         let mut status = 0;
         let mut last_draw = Instant::now();
         loop {
-            while let Ok(update) = rx.try_recv() {
-                if !app.paused {
-                    app.on_update(update);
-                    dirty = true;
-                }
-            }
-            if app.target_gone.is_none() && child_done() {
-                app.target_gone = Some("the command exited".to_string());
-                dirty = true;
-            }
+            dirty |= step(app);
             if dirty || last_draw.elapsed() >= TICK {
                 app.now = Instant::now();
-                terminal.draw(|f| ui::render(f, &app))?;
+                terminal.draw(|f| ui::render(f, app))?;
                 dirty = false;
                 last_draw = Instant::now();
                 // A fault the tests inject to prove a panic restores the terminal.
@@ -101,18 +139,12 @@ pub fn run(
                 status = 128 + signal as i32;
                 app.quit = true;
             }
-            controls.paused.store(app.paused, Ordering::Relaxed);
-            controls.mappings.store(app.view == View::Mappings, Ordering::Relaxed);
-            let focus = if app.detail { app.selected_row().map_or(0, |r| r.pid) } else { 0 };
-            controls.focus.store(focus, Ordering::Relaxed);
             if app.quit {
                 return Ok(status);
             }
         }
     })();
     ratatui::restore();
-    controls.quit.store(true, Ordering::Relaxed);
-    let _ = collector.join();
     drop(watchdog);
     result
 }

@@ -13,6 +13,7 @@ mod live;
 mod metrics;
 mod privilege;
 mod python;
+mod record;
 mod scale;
 mod schema;
 mod shell;

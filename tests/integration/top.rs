@@ -240,3 +240,42 @@ fn closing_the_terminal_ends_top_and_its_workload() {
         assert!(gone(worker), "worker {worker} left behind");
     }
 }
+
+#[test]
+fn a_recording_replays_with_the_arrow_keys() {
+    if !have_tmux() {
+        return;
+    }
+    let tree = super::support::ForkTree::spawn(8, 2, "read");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.mtr");
+    let f = file.to_str().unwrap();
+    let pid = tree.parent.to_string();
+    let out = memtree()
+        .args(["record", "--pid", &pid, "-o", f, "--interval", "100ms", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(tree);
+    let top = Session::start("replay", &format!("top --replay {f}"), "");
+    let screen = top.wait_for("replay of tree of");
+    let at = |screen: &str| -> (usize, usize) {
+        let rest = screen.split("· sample ").nth(1).expect("the sample shown");
+        let (i, n) = rest.split_once('/').unwrap();
+        let n: String = n.chars().take_while(char::is_ascii_digit).collect();
+        (i.parse().unwrap(), n.parse().unwrap())
+    };
+    let (first, n) = at(&screen);
+    assert!(n >= 5, "a sample every 100 ms for 1 s: {n}\n{screen}");
+    assert!(screen.contains(&pid), "the recorded tree, after its processes exited:\n{screen}");
+    top.keys(&["End", "Home"]);
+    top.keys(&["S-Right"]);
+    let later = at(&top.screen()).0;
+    assert_eq!(later, (first + 10).min(n), "Shift-→: ten samples on");
+    top.keys(&["Left"]);
+    assert_eq!(at(&top.screen()).0, later - 1, "←: one back");
+    top.keys(&["q"]);
+    let (status, stty) = top.exit_status();
+    assert_eq!(status, 0);
+    assert_cooked(&stty);
+}

@@ -109,6 +109,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             }
         }
         Some(Err(reason)) => lines.push(Line::from(format!("  {}", stripped(&reason.to_string())))),
+        None if app.replay.is_some() => lines.push(Line::from("  not in a recording")),
         None => lines.push(Line::from("  reading smaps…")),
     }
     // A worker's copies over time under its lines, when the pane has room for both.

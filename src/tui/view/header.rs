@@ -92,15 +92,30 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         status
             .push(Span::styled(" · PAUSED", theme.fg(Color::Yellow).add_modifier(Modifier::BOLD)));
     }
-    status.extend([
-        Span::raw(format!(
-            " · {} · every {:.1}s",
-            stripped(&app.target),
-            app.interval.as_secs_f64()
-        )),
-        Span::raw(format!(" · figures {}", age(app, app.updated_at))),
-    ]);
-    if app.exact_at.is_some() {
+    if let Some(replay) = &app.replay {
+        let point = replay.points.get(replay.at);
+        status.push(Span::raw(format!(" · replay of {}", stripped(&app.target))));
+        status.push(Span::styled(
+            format!(
+                " · sample {}/{} at {:.1}s, {}",
+                replay.at + 1,
+                replay.points.len(),
+                point.map_or(0.0, |p| p.seconds),
+                point.map_or_else(String::new, |p| crate::units::utc_timestamp(p.taken_at_unix))
+            ),
+            theme.bold(),
+        ));
+    } else {
+        status.extend([
+            Span::raw(format!(
+                " · {} · every {:.1}s",
+                stripped(&app.target),
+                app.interval.as_secs_f64()
+            )),
+            Span::raw(format!(" · figures {}", age(app, app.updated_at))),
+        ]);
+    }
+    if app.exact_at.is_some() && app.replay.is_none() {
         // Without root the costly pass is the content pass alone: named for what it gave.
         let exact = app.accounting.as_ref().is_some_and(|a| a.totals.exact_ok().is_some());
         let pass = if exact { "exact" } else { "content" };
@@ -160,7 +175,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
 }
 
 pub fn render_footer(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
-    let hint = if app.target_gone.is_some() {
+    let hint = if app.replay.is_some() {
+        " q quit · ← → earlier/later (Shift: ×10) · ? help · e explain · Tab views · Enter detail"
+    } else if app.target_gone.is_some() {
         " q quit · ? help · e explain · Tab views · Enter detail"
     } else {
         " q quit · ? help · e explain · Tab views · Enter detail · s sort · t tree/flat · p pause"

@@ -6,7 +6,8 @@
 //!
 //! MEMTREE_BENCH_REGIMES picks what runs (default `x`): `x` that tree beside metop; `a` 8
 //! workers sharing 256 MiB; `c` one tree of 1,000 small processes; `e` the whole machine with
-//! 2,000 more processes (`top --all`).
+//! 2,000 more processes (`top --all`); `r` `memtree record` at 1 s on the big tree beside
+//! `top` on it, and the recording's bytes per sample per process.
 //!
 //! Environment: MEMTREE_BENCH_REGIMES (x), MEMTREE_BENCH_SIZE_MIB (1024),
 //! MEMTREE_BENCH_WORKERS (32), MEMTREE_BENCH_SECONDS (120), MEMTREE_BENCH_WARMUP (15), METOP.
@@ -120,7 +121,9 @@ fn main() {
             }
             // The steady 32 × 1 GiB tree, beside metop.
             'x' => big(memtree, seconds, warmup),
-            other => panic!("unknown regime {other:?} (a, c, e, x)"),
+            // `record` at 1 s on the 32 × 1 GiB tree, beside `top` on it.
+            'r' => record(memtree, seconds, warmup),
+            other => panic!("unknown regime {other:?} (a, c, e, r, x)"),
         }
     }
 }
@@ -164,6 +167,61 @@ fn big(memtree: &str, seconds: u64, warmup: u64) {
         let cpu = (a - b) as f64 / hz;
         println!("| {} | {cpu:.2} | {:.2} % |", dash.label, 100.0 * cpu / seconds as f64);
     }
+    drop(dashes);
+    workload.stop().unwrap();
+}
+
+fn record(memtree: &str, seconds: u64, warmup: u64) {
+    let size = env("MEMTREE_BENCH_SIZE_MIB", 1024);
+    let workers = env("MEMTREE_BENCH_WORKERS", 32) as usize;
+    let spec = Spec { variant: Variant::Fork, size_bytes: size << 20, workers, touch: Touch::Read };
+    let workload = RunningWorkload::start_with(Path::new(memtree), spec).expect("workload");
+    let root = workload.root;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bench.mtr");
+    let dashes = vec![
+        Dash::start("memtree top", &format!("{memtree} top --pid {root} --interval 1s")),
+        Dash::start(
+            "memtree record",
+            &format!("{memtree} record --pid {root} --interval 1s -o {}", file.display()),
+        ),
+    ];
+    std::thread::sleep(Duration::from_secs(warmup));
+    let before: Vec<u64> = dashes.iter().map(|d| cpu_ticks(d.pid())).collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    let after: Vec<u64> = dashes.iter().map(|d| cpu_ticks(d.pid())).collect();
+    let recorder = dashes[1].pid();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(recorder as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as f64;
+    println!(
+        "{workers} workers sharing {size} MiB ({} processes), 1 s interval, {seconds} s measured after {warmup} s of warm-up",
+        workers + 1
+    );
+    println!("| process | CPU seconds | % of one core |");
+    println!("| --- | ---: | ---: |");
+    for ((dash, b), a) in dashes.iter().zip(before).zip(after) {
+        let cpu = (a - b) as f64 / hz;
+        println!("| {} | {cpu:.2} | {:.2} % |", dash.label, 100.0 * cpu / seconds as f64);
+    }
+    let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let reader = memtree::record::Reader::open(&file).expect("a recording");
+    let samples: Vec<memtree::record::Sample> = memtree::record::Samples::new(reader).collect();
+    let full: std::collections::BTreeSet<u64> = samples.iter().map(|s| s.offset).collect();
+    let processes = samples.last().map_or(1, |s| s.accounting.totals.processes).max(1);
+    let offsets: Vec<u64> = full.iter().copied().collect();
+    let full_frame = offsets.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+    println!(
+        "recording: {bytes} bytes, {} samples ({} with new figures), {:.0} bytes a sample, {:.1} bytes a sample a process; a sample with new figures: {full_frame} bytes ({:.1} a process)",
+        samples.len(),
+        full.len(),
+        bytes as f64 / samples.len().max(1) as f64,
+        bytes as f64 / samples.len().max(1) as f64 / processes as f64,
+        full_frame as f64 / processes as f64,
+    );
     drop(dashes);
     workload.stop().unwrap();
 }

@@ -324,3 +324,118 @@ fn compare_python_puts_the_start_methods_side_by_side() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(text(&out.stderr).lines().count(), 1, "{}", text(&out.stderr));
 }
+
+#[test]
+fn referencing_the_global_frame_copies_a_few_mib_per_worker_not_the_frame() {
+    if !have_pandas() || super::support::skip_unless_root("exact erosion") {
+        return;
+    }
+    // The seed's claim, settled with its own numbers: what each worker copied since the fork.
+    let (report, status, said) = run_workload_with(&["--exact"], "pool_global.py", &[]);
+    assert_eq!(status, Some(0), "{said}");
+    for w in pool_workers(&report) {
+        let copied = w.copied_from_parent_bytes.flatten().unwrap_or_else(|| panic!("{w:?}"));
+        let shared = w.shared_with_parent_bytes.flatten().unwrap();
+        assert!(copied < DATA / 4, "a few MiB of object headers, not the frame: {copied}");
+        assert!(shared >= DATA, "the frame's pages are still the parent's: {shared}");
+        assert_eq!(w.erosion_estimated.flatten(), Some(false));
+    }
+}
+
+/// A gunicorn --preload master serving workloads/gunicorn_app.py on loopback, stopped (its
+/// whole process group) on drop.
+struct Gunicorn {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Gunicorn {
+    fn start(frozen: bool) -> Gunicorn {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new("python3");
+        cmd.args(["-m", "gunicorn", "--preload", "-w", "2", "-b"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--chdir")
+            .arg(repo().join("workloads"))
+            .arg("gunicorn_app:app")
+            .env("MEMTREE_APP_MIB", "48")
+            .env("MEMTREE_GC_FREEZE", if frozen { "1" } else { "0" })
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child =
+            cmd.spawn().expect("python3 -m gunicorn (pip install -r workloads/requirements.txt)");
+        let g = Gunicorn { child, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while g.get().is_none() {
+            assert!(std::time::Instant::now() < deadline, "gunicorn never answered");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        g
+    }
+
+    /// One request, its body.
+    fn get(&self) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        s.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.contains("200 OK").then_some(text)
+    }
+
+    /// Σ copied from parent over the workers, exact.
+    fn copied(&self) -> u64 {
+        let report =
+            super::support::report_json(&["--pid", &self.child.id().to_string(), "--exact"]);
+        let workers: Vec<&Process> =
+            report.processes.iter().filter(|p| p.ppid == self.child.id()).collect();
+        assert_eq!(workers.len(), 2, "two workers: {:?}", report.processes);
+        workers.iter().map(|w| w.copied_from_parent_bytes.flatten().unwrap()).sum()
+    }
+}
+
+impl Drop for Gunicorn {
+    fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(-(self.child.id() as i32));
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+fn have_gunicorn() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import gunicorn"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have gunicorn (workloads/requirements.txt)"
+        );
+        eprintln!("skipped: gunicorn missing (pip install -r workloads/requirements.txt)");
+    }
+    ok
+}
+
+#[test]
+fn gc_freeze_in_a_preloading_gunicorn_master_keeps_its_workers_sharing() {
+    if !have_gunicorn() || super::support::skip_unless_root("exact erosion") {
+        return;
+    }
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let mut copied = Vec::new();
+    for frozen in [false, true] {
+        let server = Gunicorn::start(frozen);
+        // Enough requests for full collections in both workers.
+        for _ in 0..150 {
+            server.get().expect("an answer");
+        }
+        copied.push(server.copied());
+    }
+    let (plain, frozen) = (copied[0], copied[1]);
+    // 48 MiB of objects built in the master: without the freeze, full collections in each
+    // worker write to every object's header and copy most of them.
+    assert!(plain > 30 << 20, "the collector copies the master's objects: {plain}");
+    assert!(frozen * 3 < plain, "gc.freeze() copies clearly less: {frozen} vs {plain}");
+}

@@ -52,6 +52,7 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
             // One tree has no paragraph of its own: how its workers started is said here.
             if let [tree] = accounting.trees.as_slice() {
                 lines.extend(start_methods(tree));
+                lines.extend(erosion_sentence(tree));
             }
             if overcount >= NEGLIGIBLE_OVERCOUNT {
                 lines.push(format!(
@@ -103,6 +104,52 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
         lines.push(format!("No duplicated-content figures: {reason}."));
     }
     lines
+}
+
+/// What the tree's forked workers still share with their parents and what their writes copied
+/// since the fork (docs/erosion.md), when their pages were read.
+pub fn erosion_sentence(tree: &Tree) -> Option<String> {
+    let mut workers = 0usize;
+    let (mut shared, mut copied, mut estimated) = (0u64, 0u64, false);
+    let mut names: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for row in &tree.processes {
+        let Some(Ok(e)) = &row.erosion else { continue };
+        workers += 1;
+        shared += e.shared_with_parent;
+        copied += e.copied_from_parent;
+        estimated |= e.estimated;
+        for (name, bytes) in &e.by_mapping {
+            *names.entry(name).or_default() += bytes;
+        }
+    }
+    if workers == 0 {
+        return None;
+    }
+    let most = names.into_iter().max_by_key(|&(n, b)| (b, std::cmp::Reverse(n)));
+    let most = match most {
+        Some((name, bytes)) if copied > 0 && bytes * 2 >= copied => {
+            format!(", most in {}", visible(name))
+        }
+        _ => String::new(),
+    };
+    let (about, estimate) =
+        if estimated { ("about ", " (estimated without root)") } else { ("", "") };
+    let verdict = if copied * 20 <= shared {
+        ": the sharing holds"
+    } else if copied >= shared {
+        ": most of what they inherited is now a copy of their own"
+    } else {
+        ""
+    };
+    let (they, it) = if workers == 1 { ("it", "its parent") } else { ("they", "their parents") };
+    Some(format!(
+        "{} still {} {about}{} with {it}; since the fork {} writes copied {about}{}{most}{estimate}{verdict}.",
+        count(workers, "forked worker", "forked workers"),
+        if workers == 1 { "shares" } else { "share" },
+        human_bytes(shared),
+        if they == "it" { "its" } else { "their" },
+        human_bytes(copied),
+    ))
 }
 
 /// Trees explained one by one at most (the largest first); the rest are counted.
@@ -186,6 +233,7 @@ pub fn tree_paragraph(tree: &Tree, spec: Option<Spec>) -> String {
         }
     }
     words.extend(start_methods(tree));
+    words.extend(erosion_sentence(tree));
     if t.unreadable_count() > 0 {
         words.push(format!(
             "{} could not be read and {} left out.",

@@ -238,6 +238,26 @@ fn registry(accounting: &Accounting, exposition: &Exposition) -> Registry {
         groups_omitted,
     );
 
+    // Copy-on-write erosion: what each group's forked workers copied from their parents.
+    let copied = Int::default();
+    for tree in &groups {
+        let workers: Vec<_> =
+            tree.processes.iter().filter_map(|p| p.erosion.as_ref()?.as_ref().ok()).collect();
+        if workers.is_empty() {
+            continue;
+        }
+        let method = if workers.iter().any(|e| e.estimated) { "exclusive_bit" } else { "frames" };
+        let labels = with(&group_labels(accounting, tree), "method", method);
+        copied.get_or_create(&labels).set(workers.iter().map(|e| e.copied_from_parent).sum());
+    }
+    registry.register_with_unit(
+        "group_copied_from_parent",
+        "Bytes the forked workers of one group copied from their parents since the fork \
+         (copy-on-write erosion; method frames as root, exclusive_bit estimated without)",
+        Unit::Bytes,
+        copied,
+    );
+
     if let Some(cap) = exposition.per_process {
         per_process(&mut registry, accounting, cap);
     }
@@ -297,6 +317,13 @@ fn per_process(registry: &mut Registry, accounting: &Accounting, cap: usize) {
         "duplicated",
         "Bytes of one process whose content an earlier process of its group holds too",
     );
+    let copied_family = bytes(
+        "copied_from_parent",
+        "Bytes one forked worker copied from its parent since the fork (its own frames at \
+         addresses where its parent has a page)",
+    );
+    let shared_family =
+        bytes("shared_with_parent", "Bytes of one forked worker in frames its parent maps too");
     let mut rows: Vec<(&Tree, &ProcessRow)> =
         accounting.trees.iter().flat_map(|t| t.processes.iter().map(move |p| (t, p))).collect();
     let rss = |row: &ProcessRow| row.figures.as_ref().ok().and_then(|f| f.rss);
@@ -319,6 +346,10 @@ fn per_process(registry: &mut Registry, accounting: &Accounting, cap: usize) {
         set(&swap_family, f.swap);
         if let Some(Ok(d)) = &row.dedup {
             duplicated_family.get_or_create(&labels).set(d.duplicated);
+        }
+        if let Some(Ok(e)) = &row.erosion {
+            copied_family.get_or_create(&labels).set(e.copied_from_parent);
+            shared_family.get_or_create(&labels).set(e.shared_with_parent);
         }
     }
 }
@@ -383,6 +414,25 @@ mod tests {
             text.contains("memtree_group_overcount_ratio{group=\"web\",root_pid=\"10\"} 2.0\n")
         );
         assert!(text.contains("memtree_target_rss_sum_bytes 650117120\n"));
+    }
+
+    #[test]
+    fn forked_workers_erosion_is_a_series_per_group_and_per_worker() {
+        let snapshot = testing::workloads_snapshot();
+        let acc = account(&snapshot, &Grouping::Roots(vec![100, 200, 300]));
+        let all = Exposition { per_process: Some(20), ..Default::default() };
+        let text = openmetrics(&acc, &all);
+        // Each worker's own page sits where its parent's own page is: one page copied each.
+        assert!(text.contains(
+            "memtree_group_copied_from_parent_bytes{group=\"fork_cow\",root_pid=\"100\",method=\"frames\"} 12288\n"
+        ), "{text}");
+        let copied = series(&text, "memtree_process_copied_from_parent_bytes");
+        assert_eq!(copied.len(), 9, "the nine workers, not their roots: {copied:?}");
+        assert!(text.contains(
+            "memtree_process_shared_with_parent_bytes{group=\"fork_cow\",root_pid=\"100\",pid=\"101\",name=\"fork_cow-w0\"} 65536\n"
+        ));
+        // Without pages: no erosion series at all.
+        assert!(series(&openmetrics(&machine(), &all), "memtree_group_copied").is_empty());
     }
 
     #[test]

@@ -54,7 +54,7 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
             let end = match (run.exit_code, run.signal) {
                 (Some(code), _) => format!("exit {code}"),
                 (None, Some(signal)) => format!("killed by signal {signal}"),
-                _ => "still running".to_string(),
+                _ => "the target still running at the end".to_string(),
             };
             format!(
                 "at its peak footprint, {} (of {} sample{} over {:.1} s; {end})",

@@ -149,3 +149,40 @@ fn files_that_are_not_recordings_get_one_line_and_status_2() {
     let out = run(&["record", "--pid", "1", "-o", "/nonexistent/dir/r.mtr"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
 }
+
+#[test]
+fn without_root_a_recording_holds_the_estimates_and_says_so() {
+    if skip_unless_root("dropping privileges") {
+        return;
+    }
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777))
+        .unwrap();
+    let file = dir.path().join("nobody.mtr");
+    let f = file.to_str().unwrap();
+    // memtree as nobody, recording a workload of its own (readable, frames hidden).
+    let out = memtree()
+        .args(["record", "--workload", "fork", "--size", "16MiB", "--workers", "2"])
+        .args(["--touch", "write=0.5", "--duration", "1500ms", "--interval", "250ms", "-o", f])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = run(&["report", "--from", f, "--at", "end", "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = parse(&out.stdout);
+    assert!(!report.privileged, "recorded without privilege");
+    assert_eq!(report.totals.footprint_method, "pss_estimate");
+    let reason = report.totals.exact_unavailable.as_deref().unwrap_or_default();
+    assert!(reason.contains("CAP_SYS_ADMIN"), "the reason travels in the file: {reason}");
+    let root = report.trees[0].root_pid;
+    let workers: Vec<_> = report.processes.iter().filter(|p| p.ppid == root).collect();
+    assert_eq!(workers.len(), 2);
+    for w in workers {
+        assert_eq!(w.erosion_estimated.flatten(), Some(true));
+        let copied = w.copied_from_parent_bytes.flatten().unwrap();
+        assert!(copied.abs_diff(8 * MIB) < 2 * MIB, "about half of 16 MiB: {copied}");
+    }
+}

@@ -66,17 +66,8 @@ pub fn record(args: RecordArgs) -> Result<i32> {
     signals::catch().context("cannot catch signals")?;
     let _watchdog = signals::Watchdog::start(WATCHDOG_GRACE);
     let mut resolved = target::resolve(&args.target, &args.workload, &sampler, None)?;
-    let roots = match &resolved.watch {
-        crate::sampler::Target::Pids(pids) => pids.clone(),
-        _ => Vec::new(),
-    };
-    let child = match resolved.command() {
-        Some(argv) => Some(
-            command::spawn_watched(argv, false)
-                .map_err(|e| usage(format!("cannot run {:?}: {e}", visible(&argv[0]))))?,
-        ),
-        None => None,
-    };
+    let roots = resolved.roots();
+    let child = resolved.spawn_watched()?;
     let mut writer = Writer::create(&args.output, &header(resolved.described.clone()))
         .with_context(|| format!("cannot record to {}", shown(&args.output)))?;
     let privileged = sampler.privileged();

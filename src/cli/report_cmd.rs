@@ -26,10 +26,7 @@ pub fn report(args: ReportArgs) -> Result<i32> {
     let live = !sampler.is_captured();
     let mut out = Output::open(args.output.as_ref())?;
     let mut resolved = target::resolve(&args.target, &args.workload, &sampler, None)?;
-    let roots = match &resolved.watch {
-        crate::sampler::Target::Pids(pids) => pids.clone(),
-        _ => Vec::new(),
-    };
+    let roots = resolved.roots();
     let mut session =
         Session::new(sampler, resolved.watch.clone(), options).on_progress(progress_on_stderr());
     let (accounting, run, status) = if let Some(argv) = resolved.command() {

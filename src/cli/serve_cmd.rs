@@ -38,17 +38,8 @@ pub fn serve(args: ServeArgs) -> Result<i32> {
     // whole machine's pages), it ends memtree as it would have; what it started dies with it.
     let _watchdog = signals::Watchdog::start(WATCHDOG_GRACE);
     let mut resolved = target::resolve(target_args, &args.workload, &sampler, None)?;
-    let roots = match &resolved.watch {
-        crate::sampler::Target::Pids(pids) => pids.clone(),
-        _ => Vec::new(),
-    };
-    let child = match resolved.command() {
-        Some(argv) => Some(
-            command::spawn_watched(argv, false)
-                .map_err(|e| usage(format!("cannot run {:?}: {e}", visible(&argv[0]))))?,
-        ),
-        None => None,
-    };
+    let roots = resolved.roots();
+    let child = resolved.spawn_watched()?;
     let interval = args.interval.max(MIN_INTERVAL);
     let privileged = sampler.privileged();
     let options = SampleOptions {

@@ -39,6 +39,24 @@ impl Resolved {
         }
     }
 
+    /// The pids given as roots (`--pid`), for the error that names a missing one.
+    pub fn roots(&self) -> Vec<u32> {
+        match &self.watch {
+            sampler::Target::Pids(pids) => pids.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Starts `-- CMD` for a face that watches it as long as it runs, with memtree's stdio
+    /// (`serve`, `record`); `None` for any other target. A command that cannot start is bad
+    /// input.
+    pub fn spawn_watched(&self) -> Result<Option<std::process::Child>> {
+        let Some(argv) = self.command() else { return Ok(None) };
+        crate::runner::command::spawn_watched(argv, false)
+            .map(Some)
+            .map_err(|e| usage(format!("cannot run {:?}: {e}", crate::units::visible(&argv[0]))))
+    }
+
     /// Stops the workloads started for the target.
     pub fn stop(&mut self) -> Result<()> {
         for workload in self.workloads.drain(..) {

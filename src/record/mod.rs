@@ -137,10 +137,14 @@ impl Writer {
     }
 }
 
+/// What a recording is read from: a file, or bytes (the fuzzer's).
+trait Source: Read + Seek {}
+impl<T: Read + Seek> Source for T {}
+
 /// A recording opened for reading: its header, then its frames in order ([`Reader::next`]).
 pub struct Reader {
     pub header: Header,
-    file: BufReader<File>,
+    file: Box<dyn Source>,
     path: String,
     /// Where the next frame starts.
     offset: u64,
@@ -156,7 +160,16 @@ impl Reader {
         if !file.metadata().map_err(io_error)?.is_file() {
             return Err(RecordError::NotAFile(name));
         }
-        let mut file = BufReader::new(file);
+        Self::from_source(name, Box::new(BufReader::new(file)))
+    }
+
+    /// A recording held in memory, named `name` in messages.
+    pub fn from_bytes(name: &str, bytes: Vec<u8>) -> Result<Reader, RecordError> {
+        Self::from_source(name.to_string(), Box::new(io::Cursor::new(bytes)))
+    }
+
+    fn from_source(name: String, mut file: Box<dyn Source>) -> Result<Reader, RecordError> {
+        let io_error = |source| RecordError::Io { path: name.clone(), source };
         let mut fixed = [0u8; 26];
         let got = read_up_to(&mut file, &mut fixed).map_err(io_error)?;
         if got < MAGIC.len() || &fixed[..16] != MAGIC {

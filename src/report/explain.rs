@@ -141,15 +141,21 @@ pub fn erosion_sentence(tree: &Tree) -> Option<String> {
     } else {
         ""
     };
-    let (they, it) = if workers == 1 { ("it", "its parent") } else { ("they", "their parents") };
-    Some(format!(
-        "{} still {} {about}{} with {it}; since the fork {} writes copied {about}{}{most}{estimate}{verdict}.",
-        count(workers, "forked worker", "forked workers"),
-        if workers == 1 { "shares" } else { "share" },
-        human_bytes(shared),
-        if they == "it" { "its" } else { "their" },
-        human_bytes(copied),
-    ))
+    Some(if workers == 1 {
+        format!(
+            "Its forked worker still shares {about}{} with its parent; since the fork its writes \
+             copied {about}{}{most}{estimate}{verdict}.",
+            human_bytes(shared),
+            human_bytes(copied),
+        )
+    } else {
+        format!(
+            "Its {workers} forked workers each still share {about}{} with their parent (on \
+             average); since the fork their writes copied {about}{} in all{most}{estimate}{verdict}.",
+            human_bytes(shared / workers as u64),
+            human_bytes(copied),
+        )
+    })
 }
 
 /// Trees explained one by one at most (the largest first); the rest are counted.

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{FontStyle, register_font};
 
@@ -172,21 +173,9 @@ where
         .unwrap_or(1)
         .max(1);
     let (div, unit) = byte_unit(max);
-    let mut chart = ChartBuilder::on(&top)
-        .caption("What a monitor shows against what the tree really uses", ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max / t_div, 0.0..max as f64 / div * 1.1)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("time since the start ({t_name})"))
-        .y_desc(unit)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 16))
-        .draw()
-        .map_err(err)?;
+    let caption = "What a monitor shows against what the tree really uses";
+    let axes = Axes { x: t_max / t_div, y: max as f64 / div * 1.1, x_unit: t_name, y_unit: unit };
+    let mut chart = captioned(&top, caption, &axes).map_err(err)?;
     let footprint_name =
         if series.exact { "footprint (exact)" } else { "footprint (PSS estimate)" };
     let lines: [Line; 3] = [
@@ -228,21 +217,9 @@ where
     } else {
         format!("What each forked worker copied from its parent since the fork{estimate}")
     };
-    let mut chart = ChartBuilder::on(&bottom)
-        .caption(caption, ("sans-serif", 20))
-        .margin(16)
-        .x_label_area_size(44)
-        .y_label_area_size(80)
-        .build_cartesian_2d(0.0..t_max / t_div, 0.0..(copied_max.max(1 << 20) as f64 / div) * 1.1)
-        .map_err(err)?;
-    chart
-        .configure_mesh()
-        .x_desc(format!("time since the start ({t_name})"))
-        .y_desc(unit)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 16))
-        .draw()
-        .map_err(err)?;
+    let y = copied_max.max(1 << 20) as f64 / div * 1.1;
+    let axes = Axes { x: t_max / t_div, y, x_unit: t_name, y_unit: unit };
+    let mut chart = captioned(&bottom, &caption, &axes).map_err(err)?;
     for (rank, (pid, (name, points))) in workers.iter().enumerate() {
         let named = rank < NAMED_WORKERS;
         let color =
@@ -278,6 +255,38 @@ where
             .map_err(err)?;
     }
     Ok(())
+}
+
+/// A chart's axes: from 0 to `x` (time, in `x_unit`) and to `y` (bytes, in `y_unit`).
+struct Axes {
+    x: f64,
+    y: f64,
+    x_unit: &'static str,
+    y_unit: &'static str,
+}
+
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A captioned chart over `area` with its grid and labelled axes drawn.
+fn captioned<'a, DB: DrawingBackend>(
+    area: &'a Area<DB>,
+    caption: &str,
+    axes: &Axes,
+) -> Result<Chart<'a, DB>, DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut chart = ChartBuilder::on(area)
+        .caption(caption, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(80)
+        .build_cartesian_2d(0.0..axes.x, 0.0..axes.y)?;
+    chart
+        .configure_mesh()
+        .x_desc(format!("time since the start ({})", axes.x_unit))
+        .y_desc(axes.y_unit)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .draw()?;
+    Ok(chart)
 }
 
 /// A process name as a picture may show it: controls dropped (a name is anyone's to choose).

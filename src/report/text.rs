@@ -89,7 +89,11 @@ fn process_grid(accounting: &Accounting, meta: &Meta) -> (Grid, usize) {
         ("SHARED", Align::Right),
         ("SWAP", Align::Right),
     ];
-    let erosion = accounting.processes().any(|p| p.erosion.is_some());
+    // Only where some process is a forked worker of the tree (a lone root has nothing to show).
+    let erosion = accounting.processes().any(|p| {
+        matches!(&p.erosion, Some(Ok(_)))
+            || matches!(&p.erosion, Some(Err(e)) if !matches!(e, Unreadable::NotApplicable(_)))
+    });
     if erosion {
         columns.push(("W/ PARENT", Align::Right));
         columns.push(("COPIED", Align::Right));

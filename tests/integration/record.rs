@@ -186,3 +186,26 @@ fn without_root_a_recording_holds_the_estimates_and_says_so() {
         assert!(copied.abs_diff(8 * MIB) < 2 * MIB, "about half of 16 MiB: {copied}");
     }
 }
+
+/// A recording memtree wrote in format 1 (a fork workload, 1 MiB, two workers writing half of
+/// it, as root) still reads the same: a change of the encoding that does not raise the format
+/// number fails here.
+#[test]
+fn a_format_1_recording_still_reads_as_written() {
+    let file = super::support::repo().join("tests/fixtures/record/v1-fork.mtr");
+    let out = run(&["report", "--from", file.to_str().unwrap(), "--format", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report = parse(&out.stdout);
+    report.check_invariants();
+    assert_eq!(report.target["kind"], "workload");
+    assert_eq!(report.moment, "peak");
+    assert_eq!(report.command.as_ref().unwrap().samples, 5);
+    assert_eq!(report.totals.footprint_method, "pagemap");
+    assert_eq!(report.processes.len(), 3);
+    let root = report.trees[0].root_pid;
+    for w in report.processes.iter().filter(|p| p.ppid == root) {
+        let copied = w.copied_from_parent_bytes.flatten().unwrap();
+        assert!((512 << 10..1 << 20).contains(&copied), "half of 1 MiB, and a few pages: {copied}");
+        assert_eq!(w.erosion_estimated.flatten(), Some(false));
+    }
+}

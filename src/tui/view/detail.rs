@@ -6,9 +6,10 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Color;
 use ratatui::symbols;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
+use ratatui::widgets::{Block, Borders, Chart, Dataset, GraphType, Paragraph};
 
 use super::theme::Theme;
+use super::timeline;
 use crate::model::erosion;
 use crate::tui::app::App;
 use crate::units::{human_bytes, human_opt, human_rate, shorten_left, shorten_right, stripped};
@@ -149,16 +150,8 @@ fn render_copies(
             Span::styled("━ copied from parent", theme.fg(Color::Magenta)),
             Span::raw(" (MiB) "),
         ])))
-        .x_axis(
-            Axis::default()
-                .bounds([t0, t1])
-                .labels([Span::raw(format!("{t0:.0}s")), Span::raw(format!("{t1:.0}s"))]),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds([0.0, top])
-                .labels([Span::raw("0"), Span::raw(format!("{top:.0}"))]),
-        );
+        .x_axis(timeline::time_axis(t0, t1))
+        .y_axis(timeline::value_axis(top));
     frame.render_widget(chart, area);
 }
 

@@ -55,15 +55,19 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let chart = Chart::new(datasets)
         .legend_position(None)
         .block(Block::default().borders(Borders::ALL).title(title))
-        .x_axis(
-            Axis::default()
-                .bounds([t0, t1])
-                .labels([Span::raw(format!("{t0:.0}s")), Span::raw(format!("{t1:.0}s"))]),
-        )
-        .y_axis(
-            Axis::default()
-                .bounds([0.0, top])
-                .labels([Span::raw("0"), Span::raw(format!("{top:.0}"))]),
-        );
+        .x_axis(time_axis(t0, t1))
+        .y_axis(value_axis(top));
     frame.render_widget(chart, area);
+}
+
+/// A chart's time axis from `t0` to `t1` seconds, labelled at its ends.
+pub fn time_axis<'a>(t0: f64, t1: f64) -> Axis<'a> {
+    Axis::default()
+        .bounds([t0, t1])
+        .labels([Span::raw(format!("{t0:.0}s")), Span::raw(format!("{t1:.0}s"))])
+}
+
+/// A chart's value axis from 0 to `top`, labelled at its ends.
+pub fn value_axis<'a>(top: f64) -> Axis<'a> {
+    Axis::default().bounds([0.0, top]).labels([Span::raw("0"), Span::raw(format!("{top:.0}"))])
 }

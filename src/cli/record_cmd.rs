@@ -60,15 +60,19 @@ pub fn record(args: RecordArgs) -> Result<i32> {
     if args.output.is_dir() {
         return Err(usage(format!("cannot record to {}: it is a directory", shown(&args.output))));
     }
-    let probe = Writer::create(&args.output, &header(report::Target::All))
+    let file = std::fs::File::create(&args.output)
         .map_err(|e| usage(format!("cannot record to {}: {e}", shown(&args.output))))?;
-    drop(probe);
+    // Until its first sample is written, a recording that cannot go on is removed: bad input
+    // leaves no file behind.
+    // (Only a regular file: `-o /dev/stdout` is written to, never removed.)
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    let mut unfinished = Unfinished(regular.then(|| args.output.clone()));
     signals::catch().context("cannot catch signals")?;
     let _watchdog = signals::Watchdog::start(WATCHDOG_GRACE);
     let mut resolved = target::resolve(&args.target, &args.workload, &sampler, None)?;
     let roots = resolved.roots();
     let child = resolved.spawn_watched()?;
-    let mut writer = Writer::create(&args.output, &header(resolved.described.clone()))
+    let mut writer = Writer::start(file, &args.output, &header(resolved.described.clone()))
         .with_context(|| format!("cannot record to {}", shown(&args.output)))?;
     let privileged = sampler.privileged();
     let options = SampleOptions {
@@ -117,6 +121,7 @@ pub fn record(args: RecordArgs) -> Result<i32> {
             .append(&frame)
             .with_context(|| format!("cannot write to {}", shown(writer.path())))?;
         samples += 1;
+        unfinished.0 = None;
         last = Some(round.accounting.clone());
         if round.target_gone {
             break;
@@ -160,6 +165,17 @@ pub fn record(args: RecordArgs) -> Result<i32> {
         human_bytes(bytes)
     );
     Ok(status.unwrap_or(0))
+}
+
+/// A recording not yet holding a sample: removed when dropped.
+struct Unfinished(Option<std::path::PathBuf>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Sleeps `wait`, waking early for a signal; whether one came.

@@ -90,7 +90,11 @@ pub struct Writer {
 impl Writer {
     /// Creates `path` (replacing a file there) and writes the header.
     pub fn create(path: &Path, header: &Header) -> io::Result<Writer> {
-        let file = File::create(path)?;
+        Self::start(File::create(path)?, path, header)
+    }
+
+    /// Writes the header into `file` (opened for writing, empty), which is `path`.
+    pub fn start(file: File, path: &Path, header: &Header) -> io::Result<Writer> {
         let mut writer = Writer { file: BufWriter::new(file), path: path.to_path_buf(), bytes: 0 };
         let body = postcard::to_stdvec(header).map_err(io::Error::other)?;
         let mut head = Vec::with_capacity(26 + body.len());
@@ -129,10 +133,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Flushes and syncs the file.
+    /// Flushes the file, and syncs it when it is a regular one (a pipe cannot be synced).
     pub fn finish(mut self) -> io::Result<u64> {
         self.file.flush()?;
-        self.file.get_ref().sync_all()?;
+        if self.file.get_ref().metadata().is_ok_and(|m| m.is_file()) {
+            self.file.get_ref().sync_all()?;
+        }
         Ok(self.bytes)
     }
 }

@@ -148,6 +148,12 @@ fn files_that_are_not_recordings_get_one_line_and_status_2() {
     }
     let out = run(&["record", "--pid", "1", "-o", "/nonexistent/dir/r.mtr"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    // A target that is not there: one line, and no recording left behind.
+    let left = path("never.mtr");
+    let out = run(&["record", "--pid", "4194304", "-o", &left]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("no process with pid 4194304"), "{}", text(&out.stderr));
+    assert!(!std::path::Path::new(&left).exists(), "nothing left behind");
 }
 
 #[test]

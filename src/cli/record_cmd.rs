@@ -46,7 +46,6 @@ fn kernel() -> String {
 pub fn record(args: RecordArgs) -> Result<i32> {
     let sampler = Sampler::live();
     let interval = args.interval.max(MIN_INTERVAL);
-    // The file first: a path that cannot be written is bad input, before anything starts.
     let header = |target: report::Target| Header {
         writer: format!("memtree {}", env!("CARGO_PKG_VERSION")),
         started_at_unix: crate::units::unix_now(),
@@ -57,14 +56,14 @@ pub fn record(args: RecordArgs) -> Result<i32> {
         hostname: hostname(),
         kernel: kernel(),
     };
+    // The file first: a path that cannot be created is bad input, before anything starts.
     if args.output.is_dir() {
         return Err(usage(format!("cannot record to {}: it is a directory", shown(&args.output))));
     }
     let file = std::fs::File::create(&args.output)
         .map_err(|e| usage(format!("cannot record to {}: {e}", shown(&args.output))))?;
-    // Until its first sample is written, a recording that cannot go on is removed: bad input
-    // leaves no file behind.
-    // (Only a regular file: `-o /dev/stdout` is written to, never removed.)
+    // Until it is finished, a recording that cannot go on is removed: bad input leaves no file
+    // behind. (Only a regular file: `-o /dev/stdout` is written to, never removed.)
     let regular = file.metadata().is_ok_and(|m| m.is_file());
     let mut unfinished = Unfinished(regular.then(|| args.output.clone()));
     signals::catch().context("cannot catch signals")?;
@@ -72,43 +71,109 @@ pub fn record(args: RecordArgs) -> Result<i32> {
     let mut resolved = target::resolve(&args.target, &args.workload, &sampler, None)?;
     let roots = resolved.roots();
     let child = resolved.spawn_watched()?;
-    let mut writer = Writer::start(file, &args.output, &header(resolved.described.clone()))
-        .with_context(|| format!("cannot record to {}", shown(&args.output)))?;
-    let privileged = sampler.privileged();
-    let options = SampleOptions {
-        mappings: false,
-        exact: privileged && !args.no_exact,
-        dedup: !args.no_exact && !args.no_dedup,
-    };
-    let mut session = Session::new(sampler.clone(), resolved.watch.clone(), options)
-        .with_cadence(Cadence::every(interval));
     let pid = child.as_ref().map(std::process::Child::id);
+    let described = resolved.described.clone();
+    let watch = resolved.watch.clone();
+    // Whatever ends the loop — the target, a signal, a write that fails — what memtree started
+    // is stopped: the command's whole tree, the workloads.
+    let result = (|| -> Result<(Writer, Ended)> {
+        let writer = Writer::start(file, &args.output, &header(described))
+            .with_context(|| format!("cannot record to {}", shown(&args.output)))?;
+        let privileged = sampler.privileged();
+        let options = SampleOptions {
+            mappings: false,
+            exact: privileged && !args.no_exact,
+            dedup: !args.no_exact && !args.no_dedup,
+        };
+        let session =
+            Session::new(sampler.clone(), watch, options).with_cadence(Cadence::every(interval));
+        let mut ended = sample_until_done(writer, session, pid, interval, args.duration)?;
+        let end = Frame::End {
+            seconds: ended.1.seconds,
+            exit_code: ended.1.status.and_then(|s| s.0),
+            signal: ended.1.status.and_then(|s| s.1),
+        };
+        ended.0.append(&end).with_context(|| format!("cannot write to {}", shown(&args.output)))?;
+        Ok(ended)
+    })();
+    drop(child);
+    if pid.is_some() {
+        let exited = matches!(&result, Ok((_, e)) if e.status.is_some());
+        if !exited {
+            command::forward(nix::sys::signal::Signal::SIGTERM, &sampler);
+        }
+        command::stop_leftovers(&sampler);
+    }
+    resolved.stop()?;
+    let (writer, ended) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            return Err(match e.downcast::<crate::sampler::ReadError>() {
+                Ok(read) => root_error(read, &roots),
+                Err(other) => other,
+            });
+        }
+    };
+    unfinished.0 = None;
+    let bytes = writer.finish().context("cannot finish the recording")?;
+    eprintln!(
+        "memtree: recorded {} over {:.1} s ({}) into {}, {}",
+        crate::units::count(ended.samples, "sample", "samples"),
+        ended.seconds,
+        ended.why,
+        shown(&args.output),
+        human_bytes(bytes)
+    );
+    if let Some(error) = &ended.error {
+        return Err(anyhow::anyhow!("the target could not be read any more: {error}"));
+    }
+    Ok(match ended.status {
+        Some((Some(code), _)) => code,
+        Some((None, Some(signal))) => 128 + signal,
+        _ => 0,
+    })
+}
+
+/// How a recording's loop ended.
+struct Ended {
+    samples: usize,
+    seconds: f64,
+    why: &'static str,
+    /// The command's `(exit code, signal)`, once it has exited.
+    status: Option<(Option<i32>, Option<i32>)>,
+    /// A round that failed after the first sample (the first one's error is returned).
+    error: Option<String>,
+}
+
+/// Takes a round every `interval` into `writer` until the command exits, the target is gone,
+/// `duration` is reached or a signal comes.
+fn sample_until_done(
+    mut writer: Writer,
+    mut session: Session,
+    pid: Option<u32>,
+    interval: Duration,
+    duration: Option<Duration>,
+) -> Result<(Writer, Ended)> {
     let started = Instant::now();
     let mut last: Option<Arc<Accounting>> = None;
-    let mut samples = 0usize;
-    let mut status = None;
-    let mut ended_by = "the target ended";
+    let mut ended =
+        Ended { samples: 0, seconds: 0.0, why: "the target ended", status: None, error: None };
     loop {
         let round_start = Instant::now();
         // Before the round: a round after the command's exit would find nothing alive.
-        if let Some(pid) = pid
-            && let Some(code) = command::exited(pid)
-        {
-            status = Some(code);
-            ended_by = "the command exited";
+        if let Some(status) = pid.and_then(command::ended) {
+            ended.status = Some(status);
+            ended.why = "the command exited";
             break;
         }
         let round = match session.round() {
             Ok(round) => round,
-            Err(e) if samples == 0 => {
-                if pid.is_some() {
-                    command::forward(nix::sys::signal::Signal::SIGTERM, &sampler);
-                    command::stop_leftovers(&sampler);
-                }
-                resolved.stop()?;
-                return Err(root_error(e, &roots));
+            Err(e) if ended.samples == 0 => return Err(e.into()),
+            Err(e) => {
+                ended.error = Some(visible(&e.to_string()).into_owned());
+                ended.why = "the target could not be read";
+                break;
             }
-            Err(_) => break,
         };
         let seconds = started.elapsed().as_secs_f64();
         let same = last.as_ref().is_some_and(|l| Arc::ptr_eq(l, &round.accounting));
@@ -120,54 +185,31 @@ pub fn record(args: RecordArgs) -> Result<i32> {
         writer
             .append(&frame)
             .with_context(|| format!("cannot write to {}", shown(writer.path())))?;
-        samples += 1;
-        unfinished.0 = None;
+        ended.samples += 1;
         last = Some(round.accounting.clone());
         if round.target_gone {
             break;
         }
         if signals::take().is_some() {
-            ended_by = "interrupted";
+            ended.why = "interrupted";
             break;
         }
-        if args.duration.is_some_and(|d| started.elapsed() + interval > d + interval / 2) {
-            ended_by = "its duration was reached";
+        if duration.is_some_and(|d| started.elapsed() + interval > d + interval / 2) {
+            ended.why = "its duration was reached";
             break;
         }
         // Never more than half of one core: wait at least as long as the round took.
         let wait = interval.saturating_sub(round_start.elapsed()).max(round_start.elapsed());
         if sleep_unless_signalled(wait) {
-            ended_by = "interrupted";
+            ended.why = "interrupted";
             break;
         }
     }
-    let (exit_code, signal) = match status {
-        Some(code) if code > 128 && pid.is_some() => (None, Some(code - 128)),
-        Some(code) => (Some(code), None),
-        None => (None, None),
-    };
-    let end = Frame::End { seconds: started.elapsed().as_secs_f64(), exit_code, signal };
-    writer.append(&end).with_context(|| format!("cannot write to {}", shown(writer.path())))?;
-    drop(child);
-    if pid.is_some() {
-        if status.is_none() {
-            command::forward(nix::sys::signal::Signal::SIGTERM, &sampler);
-        }
-        command::stop_leftovers(&sampler);
-    }
-    resolved.stop()?;
-    let bytes = writer.finish().context("cannot finish the recording")?;
-    eprintln!(
-        "memtree: recorded {} over {:.1} s ({ended_by}) into {}, {}",
-        crate::units::count(samples, "sample", "samples"),
-        started.elapsed().as_secs_f64(),
-        shown(&args.output),
-        human_bytes(bytes)
-    );
-    Ok(status.unwrap_or(0))
+    ended.seconds = started.elapsed().as_secs_f64();
+    Ok((writer, ended))
 }
 
-/// A recording not yet holding a sample: removed when dropped.
+/// A recording not finished yet: removed when dropped.
 struct Unfinished(Option<std::path::PathBuf>);
 
 impl Drop for Unfinished {
@@ -196,30 +238,35 @@ pub fn open(file: &Path) -> Result<Samples> {
     Ok(Samples::new(reader))
 }
 
-/// Says on stderr that a recording ends in a cut-short frame, once its samples are read.
-fn warn_damaged(samples: &Samples) {
-    if let Some(what) = samples.damaged() {
-        eprintln!(
-            "memtree: {} (a recording cut short: read up to its last whole sample)",
-            visible(what)
-        );
+/// Says on stderr that a recording ends in a cut-short frame, once its samples are read; a
+/// recording without one whole sample is an error, in one line that says where it stops.
+fn check_read(file: &Path, samples: &Samples, read: usize) -> Result<()> {
+    match (samples.damaged(), read) {
+        (Some(what), 0) => {
+            Err(usage(format!("{}: it holds no whole sample ({})", shown(file), visible(what))))
+        }
+        (None, 0) => Err(usage(format!("{}: it holds no whole sample", shown(file)))),
+        (Some(what), _) => {
+            eprintln!(
+                "memtree: {} (a recording cut short: read up to its last whole sample)",
+                visible(what)
+            );
+            Ok(())
+        }
+        (None, _) => Ok(()),
     }
 }
 
-/// Each process's own highest figures over `accountings`.
-fn peaks_of<'a>(accountings: impl Iterator<Item = &'a Accounting>) -> HashMap<u32, Peak> {
-    let mut peaks: HashMap<u32, Peak> = HashMap::new();
-    for a in accountings {
-        for row in a.processes() {
-            if let Ok(f) = &row.figures {
-                let p = peaks.entry(row.pid).or_default();
-                p.rss = p.rss.max(f.rss.unwrap_or(0));
-                p.pss = p.pss.max(f.pss.unwrap_or(0));
-                p.uss = p.uss.max(f.uss.unwrap_or(0));
-            }
+/// Raises each process's own peak in `peaks` to its figures in `accounting`.
+fn raise_peaks(peaks: &mut HashMap<u32, Peak>, accounting: &Accounting) {
+    for row in accounting.processes() {
+        if let Ok(f) = &row.figures {
+            let p = peaks.entry(row.pid).or_default();
+            p.rss = p.rss.max(f.rss.unwrap_or(0));
+            p.pss = p.pss.max(f.pss.unwrap_or(0));
+            p.uss = p.uss.max(f.uss.unwrap_or(0));
         }
     }
-    peaks
 }
 
 pub fn report_from(file: &Path, args: &ReportArgs) -> Result<i32> {
@@ -227,18 +274,15 @@ pub fn report_from(file: &Path, args: &ReportArgs) -> Result<i32> {
     let mut samples = open(file)?;
     let header = samples.header().clone();
     // One pass, keeping only the chosen sample (a long recording of a whole machine does not
-    // fit in memory whole) and each process's peak.
+    // fit in memory whole) and each process's peak. A repeat changes no figure: only its time.
     let mut chosen: Option<record::Sample> = None;
     let mut peaks: HashMap<u32, Peak> = HashMap::new();
     let (mut count, mut max_footprint, mut last_seconds) = (0usize, None::<u64>, 0.0f64);
     for sample in samples.by_ref() {
         count += 1;
         last_seconds = sample.seconds;
-        for (pid, p) in peaks_of(std::iter::once(&*sample.accounting)) {
-            let e = peaks.entry(pid).or_default();
-            e.rss = e.rss.max(p.rss);
-            e.pss = e.pss.max(p.pss);
-            e.uss = e.uss.max(p.uss);
+        if !sample.repeated {
+            raise_peaks(&mut peaks, &sample.accounting);
         }
         let footprint = sample.accounting.totals.footprint;
         let take = match args.at {
@@ -254,11 +298,8 @@ pub fn report_from(file: &Path, args: &ReportArgs) -> Result<i32> {
             chosen = Some(sample);
         }
     }
-    warn_damaged(&samples);
-    let Some(chosen) = chosen else {
-        return Err(usage(format!("{}: it holds no whole sample", shown(file))));
-    };
-    let mut accounting = Arc::unwrap_or_clone(chosen.accounting);
+    check_read(file, &samples, count)?;
+    let mut accounting = chosen.expect("a sample was read").owned();
     let run = (args.at == At::Peak).then(|| {
         accounting.set_peaks(&peaks);
         let (exit_code, signal) = samples.end.map_or((None, None), |(_, c, s)| (c, s));
@@ -283,12 +324,13 @@ pub fn plot(args: PlotArgs) -> Result<i32> {
     let mut samples = open(&args.file)?;
     let mut series = plot::Series::default();
     for sample in samples.by_ref() {
-        series.add(sample.seconds, &sample.accounting);
+        if sample.repeated {
+            series.repeat(sample.seconds);
+        } else {
+            series.add(sample.seconds, &sample.accounting);
+        }
     }
-    warn_damaged(&samples);
-    if series.is_empty() {
-        return Err(usage(format!("{}: it holds no whole sample", shown(&args.file))));
-    }
+    check_read(&args.file, &samples, series.len())?;
     let title = format!("memtree: {}", plot::describe(&samples.header().target));
     plot::draw(&series, &title, &args.output, format)
         .map_err(|e| usage(format!("cannot draw {}: {e}", shown(&args.output))))?;
@@ -313,12 +355,16 @@ pub fn replay(file: &Path) -> Result<i32> {
         replay.points.push(ReplayPoint {
             seconds: sample.seconds,
             offset: sample.offset,
-            taken_at_unix: a.taken_at_unix,
+            taken_at_unix: sample.taken_at_unix,
         });
         let t = &a.totals;
         if let (Some(rss_sum), Some(footprint), Some(pss_sum)) = (t.rss_sum, t.footprint, t.pss_sum)
         {
             replay.history.push(Point { t: sample.seconds, rss_sum, footprint, pss_sum });
+        }
+        // A repeat's copies are the last sample's: its workers' lines need no point of it.
+        if sample.repeated {
+            continue;
         }
         for row in a.processes() {
             if let Some(Ok(e)) = &row.erosion {
@@ -330,12 +376,11 @@ pub fn replay(file: &Path) -> Result<i32> {
             }
         }
     }
-    warn_damaged(&samples);
-    if replay.points.is_empty() {
-        return Err(usage(format!("{}: it holds no whole sample", shown(file))));
-    }
+    check_read(file, &samples, replay.points.len())?;
     let header = samples.header().clone();
-    let interval = Duration::from_secs_f64(header.interval_seconds.max(0.1));
+    // (A header's interval is a day at most: the reader refuses any other.)
+    let interval = Duration::try_from_secs_f64(header.interval_seconds.clamp(0.1, 86_400.0))
+        .unwrap_or(Duration::from_secs(1));
     let what = format!("{} ({})", report::plot::describe(&header.target), shown(file));
     let mut app = App::new(what, interval, super::colored(true));
     // It opens at the peak footprint (as `report --from` does), the moment worth looking at.

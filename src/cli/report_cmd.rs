@@ -25,15 +25,25 @@ pub fn report(args: ReportArgs) -> Result<i32> {
     let source = sampler.root().display().to_string();
     let live = !sampler.is_captured();
     let mut out = Output::open(args.output.as_ref())?;
+    // The plot's format and folder are checked before CMD runs: a run is not lost to a typo.
+    let plot_format = match &args.plot {
+        Some(path) => {
+            let shown = crate::units::visible(&path.display().to_string()).into_owned();
+            let format = report::plot::format_of(path).map_err(usage)?;
+            let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if folder.is_some_and(|f| !f.is_dir()) {
+                return Err(usage(format!("cannot draw {shown}: its folder does not exist")));
+            }
+            Some(format)
+        }
+        None => None,
+    };
     let mut resolved = target::resolve(&args.target, &args.workload, &sampler, None)?;
     let roots = resolved.roots();
     let mut session =
         Session::new(sampler, resolved.watch.clone(), options).on_progress(progress_on_stderr());
+    let mut plotted = None;
     let (accounting, run, status) = if let Some(argv) = resolved.command() {
-        let plot_format = match &args.plot {
-            Some(path) => Some(report::plot::format_of(path).map_err(usage)?),
-            None => None,
-        };
         let mut series = report::plot::Series::default();
         let mut add = |t: f64, a: &crate::model::Accounting| series.add(t, a);
         let observer: Option<command::Observer> = match plot_format {
@@ -44,12 +54,7 @@ pub fn report(args: ReportArgs) -> Result<i32> {
             .map_err(|e| usage(format!("cannot run {:?}: {e}", argv[0])))?;
         if let (Some(path), Some(format)) = (&args.plot, plot_format) {
             let title = format!("memtree: {}", report::plot::describe(&resolved.described));
-            report::plot::draw(&series, &title, path, format).map_err(|e| {
-                usage(format!(
-                    "cannot draw {}: {e}",
-                    crate::units::visible(&path.display().to_string())
-                ))
-            })?;
+            plotted = Some((report::plot::draw(&series, &title, path, format), path));
         }
         let status = run.exit_status();
         let snapshot = run.peak.as_ref().context("the command's tree could not be sampled")?;
@@ -65,6 +70,12 @@ pub fn report(args: ReportArgs) -> Result<i32> {
     report::write_report(&mut out.writer, args.format, &accounting, &meta, out.style)
         .with_context(|| format!("cannot write the report to {}", out.name()))?;
     out.finish()?;
+    // A plot that could not be drawn after all (a full disk) costs neither the report nor CMD's
+    // status: it is said on stderr.
+    if let Some((Err(e), path)) = plotted {
+        let shown = crate::units::visible(&path.display().to_string()).into_owned();
+        eprintln!("memtree: cannot draw {shown}: {e}");
+    }
     Ok(status)
 }
 

@@ -798,9 +798,7 @@ fn account_erosion(
                     let pid = rows[index].pid;
                     let erosion = match (pages_of(pid), &parent_pages) {
                         (Err(reason), _) => Err(reason),
-                        (_, Err(reason)) => Err(Unreadable::Vanished(format!(
-                            "its parent {parent}'s pages could not be read ({reason})"
-                        ))),
+                        (_, Err(reason)) => Err(reason.about(&format!("its parent {parent}"))),
                         (Ok((worker, true)), Ok((of_parent, true))) => Ok(erosion::exact(
                             *parent,
                             worker,

@@ -151,7 +151,16 @@ pub fn exact(
             }
             let mut differs = 0u64;
             let span = (entry.vaddr(), end(entry, page_size));
-            overlaps(&parent.entries, &mut from, span, page_size, |bytes, _| differs += bytes);
+            // Only where the parent holds memory: its zero page (what it read and never wrote)
+            // was never shared memory, so a worker's page over it is no copy.
+            let counted = |p: &PageEntry| {
+                p.pfn().and_then(|f| table.index(f)).is_some_and(|i| table.mapcount[i] > 0)
+            };
+            overlaps(&parent.entries, &mut from, span, page_size, |bytes, p| {
+                if counted(p) {
+                    differs += bytes;
+                }
+            });
             if differs == 0 {
                 continue;
             }
@@ -291,6 +300,19 @@ mod tests {
         frames.fill(&parent, &t);
         let e = exact(10, &worker, &parent, &frames, &t, PAGE);
         assert_eq!((e.shared_with_parent, e.copied_from_parent, e.diverged_shared), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_page_written_over_the_parents_zero_page_is_no_copy() {
+        // The parent only read page 0 (the zero page, frame 7, kpagecount 0); the worker wrote
+        // it (frame 200 of its own). Page 1 the parent did write: the worker's page there is.
+        let parent = pages("[anon]", &[P | 7, P | 100]);
+        let worker = pages("[anon]", &[P | 200, P | 201]);
+        let t = table(&[(7, 0), (100, 1), (200, 1), (201, 1)]);
+        let mut frames = ParentFrames::default();
+        frames.fill(&parent, &t);
+        let e = exact(10, &worker, &parent, &frames, &t, PAGE);
+        assert_eq!((e.copied_from_parent, e.shared_with_parent), (PAGE, 0));
     }
 
     #[test]

@@ -334,6 +334,21 @@ impl Unreadable {
     }
 }
 
+impl Unreadable {
+    /// The same reason, of the same kind, said of `whom` (`its parent 42`): a figure that
+    /// needs another process's pages fails as that process's read did.
+    pub fn about(&self, whom: &str) -> Unreadable {
+        let of = |detail: &str| format!("{whom}: {detail}");
+        match self {
+            Unreadable::Vanished(d) => Unreadable::Vanished(of(d)),
+            Unreadable::PermissionDenied(d) => Unreadable::PermissionDenied(of(d)),
+            Unreadable::NoAddressSpace => Unreadable::NoAddressSpace,
+            Unreadable::Failed(d) => Unreadable::Failed(of(d)),
+            Unreadable::NotApplicable(d) => Unreadable::NotApplicable(of(d)),
+        }
+    }
+}
+
 impl fmt::Display for Unreadable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -162,7 +162,19 @@ impl Reader {
     pub fn open(path: &Path) -> Result<Reader, RecordError> {
         let name = path.display().to_string();
         let io_error = |source| RecordError::Io { path: name.clone(), source };
-        let file = File::open(path).map_err(io_error)?;
+        // Only a regular file, checked before it is opened (opening a FIFO waits for a
+        // writer) and again once open (O_NONBLOCK: a FIFO swapped in between does not wait).
+        if !std::fs::metadata(path).map_err(io_error)?.is_file() {
+            return Err(RecordError::NotAFile(name));
+        }
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(nix::libc::O_NONBLOCK)
+                .open(path)
+                .map_err(io_error)?
+        };
         if !file.metadata().map_err(io_error)?.is_file() {
             return Err(RecordError::NotAFile(name));
         }
@@ -208,6 +220,13 @@ impl Reader {
         }
         let header: Header =
             postcard::from_bytes(&body).map_err(|_| RecordError::BadHeader(name.clone()))?;
+        // Times a memtree could have written: finite, an interval up to a day.
+        let sane = header.started_at_unix.is_finite()
+            && header.interval_seconds.is_finite()
+            && (0.0..=86_400.0).contains(&header.interval_seconds);
+        if !sane {
+            return Err(RecordError::BadHeader(name));
+        }
         Ok(Reader { header, file, path: name, offset: 26 + u64::from(len), damaged: None })
     }
 
@@ -262,12 +281,26 @@ impl Reader {
             return Err("a frame whose checksum does not match");
         }
         let expanded = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes"));
-        if expanded > MAX_EXPANDED {
+        // LZ4 expands a byte to at most 255: a claim beyond that is not an allocation to make.
+        let most = (u64::from(len) - 4) * 255 + 16;
+        if expanded > MAX_EXPANDED || u64::from(expanded) > most {
             return Err("a frame of an impossible size");
         }
         let plain = lz4_flex::block::decompress(&payload[4..], expanded as usize)
             .map_err(|_| "a frame that does not decompress")?;
-        let frame = postcard::from_bytes(&plain).map_err(|_| "a frame that does not decode")?;
+        let frame: Frame =
+            postcard::from_bytes(&plain).map_err(|_| "a frame that does not decode")?;
+        let time = |t: f64| t.is_finite() && t >= 0.0;
+        let sane = match &frame {
+            Frame::Sample { seconds, accounting } => {
+                time(*seconds) && time(accounting.taken_at_unix)
+            }
+            Frame::Same { seconds, taken_at_unix } => time(*seconds) && time(*taken_at_unix),
+            Frame::End { seconds, .. } => time(*seconds),
+        };
+        if !sane {
+            return Err("a frame whose time is not a time");
+        }
         self.offset += 8 + u64::from(len);
         Ok(Some(frame))
     }
@@ -287,13 +320,25 @@ fn read_up_to(file: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(got)
 }
 
-/// One sample of a recording, as read back: when, and the accounting (a `Same` frame repeats
-/// the last one at its own time).
+/// One sample of a recording, as read back: when, and the accounting. A `Same` frame repeats
+/// the last one at its own time: the same `Arc` (never a copy: a long recording of a large
+/// tree is mostly repeats), `repeated` set, and its own `taken_at_unix`.
 #[derive(Debug, Clone)]
 pub struct Sample {
     pub seconds: f64,
     pub offset: u64,
     pub accounting: std::sync::Arc<Accounting>,
+    pub taken_at_unix: f64,
+    pub repeated: bool,
+}
+
+impl Sample {
+    /// The accounting as of this sample (a repeat's carries its own time).
+    pub fn owned(self) -> Accounting {
+        let mut accounting = std::sync::Arc::unwrap_or_clone(self.accounting);
+        accounting.taken_at_unix = self.taken_at_unix;
+        accounting
+    }
 }
 
 /// The samples of a recording, in order, `Same` frames resolved; and its end, if it has one.
@@ -334,17 +379,27 @@ impl Iterator for Samples {
             let offset = self.reader.offset();
             match self.reader.next_frame()? {
                 Frame::Sample { seconds, accounting } => {
+                    let taken_at_unix = accounting.taken_at_unix;
                     let accounting = std::sync::Arc::new(*accounting);
                     self.last = Some(accounting.clone());
                     self.last_offset = offset;
-                    return Some(Sample { seconds, offset, accounting });
+                    return Some(Sample {
+                        seconds,
+                        offset,
+                        accounting,
+                        taken_at_unix,
+                        repeated: false,
+                    });
                 }
                 Frame::Same { seconds, taken_at_unix } => {
                     let Some(last) = &self.last else { continue };
-                    let mut again = Accounting::clone(last);
-                    again.taken_at_unix = taken_at_unix;
-                    let accounting = std::sync::Arc::new(again);
-                    return Some(Sample { seconds, offset: self.last_offset, accounting });
+                    return Some(Sample {
+                        seconds,
+                        offset: self.last_offset,
+                        accounting: last.clone(),
+                        taken_at_unix,
+                        repeated: true,
+                    });
                 }
                 Frame::End { seconds, exit_code, signal } => {
                     self.end = Some((seconds, exit_code, signal));
@@ -408,8 +463,9 @@ mod tests {
         let all: Vec<Sample> = samples.by_ref().collect();
         assert_eq!(all.len(), 3);
         assert_eq!(*all[0].accounting, a);
-        assert_eq!(all[1].accounting.taken_at_unix, 7.0);
-        assert_eq!(all[1].accounting.trees, a.trees, "the same figures again");
+        assert_eq!((all[1].taken_at_unix, all[1].repeated), (7.0, true));
+        assert!(std::sync::Arc::ptr_eq(&all[0].accounting, &all[1].accounting), "not a copy");
+        assert_eq!(all[1].clone().owned().taken_at_unix, 7.0);
         assert_eq!(*all[2].accounting, b);
         assert_eq!(samples.end, Some((2.5, Some(3), None)));
         assert_eq!(samples.damaged(), None);
@@ -471,7 +527,8 @@ mod tests {
         // A frame that claims 4 GiB decompressed is refused, not allocated.
         write(&path, &[]);
         let mut bytes = std::fs::read(&path).unwrap();
-        let payload = [0xffu8, 0xff, 0xff, 0xff, 0];
+        // (1 GiB from one byte: within MAX_EXPANDED, beyond what LZ4 can expand to.)
+        let payload = [0x00u8, 0x00, 0x00, 0x40, 0];
         bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         bytes.extend_from_slice(&payload);

@@ -112,8 +112,16 @@ pub fn erosion_sentence(tree: &Tree) -> Option<String> {
     let mut workers = 0usize;
     let (mut shared, mut copied, mut estimated) = (0u64, 0u64, false);
     let mut names: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    let mut unread = 0usize;
     for row in &tree.processes {
-        let Some(Ok(e)) = &row.erosion else { continue };
+        let e = match &row.erosion {
+            Some(Ok(e)) => e,
+            Some(Err(crate::model::Unreadable::NotApplicable(_))) | None => continue,
+            Some(Err(_)) => {
+                unread += 1;
+                continue;
+            }
+        };
         workers += 1;
         shared += e.shared_with_parent;
         copied += e.copied_from_parent;
@@ -132,8 +140,18 @@ pub fn erosion_sentence(tree: &Tree) -> Option<String> {
         }
         _ => String::new(),
     };
-    let (about, estimate) =
-        if estimated { ("about ", " (estimated without root)") } else { ("", "") };
+    let (about, mut estimate) = if estimated {
+        ("about ", " (estimated without root)".to_string())
+    } else {
+        ("", String::new())
+    };
+    if unread > 0 {
+        estimate.push_str(&format!(
+            " ({} could not be read and {} left out)",
+            count(unread, "more worker", "more workers"),
+            if unread == 1 { "is" } else { "are" }
+        ));
+    }
     let verdict = if copied * 20 <= shared {
         ": the sharing holds"
     } else if copied >= shared {

@@ -241,9 +241,13 @@ fn registry(accounting: &Accounting, exposition: &Exposition) -> Registry {
     // Copy-on-write erosion: what each group's forked workers copied from their parents.
     let copied = Int::default();
     for tree in &groups {
+        // A sum over some of the workers is not the group's: none when one could not be read.
+        let unread = tree.processes.iter().any(|p| {
+            matches!(&p.erosion, Some(Err(e)) if !matches!(e, crate::model::Unreadable::NotApplicable(_)))
+        });
         let workers: Vec<_> =
             tree.processes.iter().filter_map(|p| p.erosion.as_ref()?.as_ref().ok()).collect();
-        if workers.is_empty() {
+        if workers.is_empty() || unread {
             continue;
         }
         let method = if workers.iter().any(|e| e.estimated) { "exclusive_bit" } else { "frames" };

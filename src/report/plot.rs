@@ -83,9 +83,25 @@ impl Series {
         for row in accounting.processes() {
             if let Some(Ok(e)) = &row.erosion {
                 self.estimated |= e.estimated;
-                let entry =
-                    self.workers.entry(row.pid).or_insert_with(|| (row.name.clone(), Vec::new()));
+                let entry = self
+                    .workers
+                    .entry(row.pid)
+                    .or_insert_with(|| (row.name.clone(), Vec::new(), seconds));
                 entry.1.push((seconds, e.copied_from_parent));
+                entry.2 = seconds;
+            }
+        }
+    }
+
+    /// The last sample again at `seconds` (nothing moved): the totals' point, and every worker
+    /// seen in it still there (its line is drawn on to here).
+    pub fn repeat(&mut self, seconds: f64) {
+        let Some(&last) = self.points.last() else { return };
+        let before = last.seconds;
+        self.points.push(Point { seconds, ..last });
+        for (_, _, last_seen) in self.workers.values_mut() {
+            if *last_seen == before {
+                *last_seen = seconds;
             }
         }
     }
@@ -149,8 +165,9 @@ pub fn draw(series: &Series, title: &str, path: &Path, format: PlotFormat) -> Re
 type Area<'a, DB> = DrawingArea<DB, plotters::coord::Shift>;
 /// A line of the totals: its legend, its colour, its figure.
 type Line = (&'static str, RGBColor, fn(&Point) -> Option<u64>);
-/// A worker's name and its copies over time.
-type Worker = (String, Vec<(f64, u64)>);
+/// A worker's name, its copies over time, and the last moment it was seen (a repeated sample
+/// draws its line on without a point of its own).
+type Worker = (String, Vec<(f64, u64)>, f64);
 
 fn paint<DB: DrawingBackend>(root: &Area<DB>, series: &Series, title: &str) -> Result<(), String>
 where
@@ -220,13 +237,17 @@ where
     let y = copied_max.max(1 << 20) as f64 / div * 1.1;
     let axes = Axes { x: t_max / t_div, y, x_unit: t_name, y_unit: unit };
     let mut chart = captioned(&bottom, &caption, &axes).map_err(err)?;
-    for (rank, (pid, (name, points))) in workers.iter().enumerate() {
+    for (rank, (pid, (name, points, last_seen))) in workers.iter().enumerate() {
         let named = rank < NAMED_WORKERS;
         let color =
             if named { WORKER_COLORS[rank].to_rgba() } else { RGBAColor(150, 150, 150, 0.6) };
         let drawn = chart
             .draw_series(LineSeries::new(
-                points.iter().map(|&(t, b)| (t / t_div, b as f64 / div)),
+                points
+                    .iter()
+                    .copied()
+                    .chain(points.last().filter(|p| p.0 < *last_seen).map(|p| (*last_seen, p.1)))
+                    .map(|(t, b)| (t / t_div, b as f64 / div)),
                 color.stroke_width(2),
             ))
             .map_err(err)?;
@@ -310,7 +331,9 @@ mod tests {
             ]);
             series.add(i as f64, &account(&snap, &Grouping::Roots(vec![10])));
         }
-        series.workers.insert(11, ("w\x1b[31m".into(), vec![(0.0, 0), (4.0, 8 << 20)]));
+        series.workers.insert(11, ("w\x1b[31m".into(), vec![(0.0, 0), (4.0, 8 << 20)], 4.0));
+        series.repeat(5.0);
+        assert_eq!(series.workers[&11].2, 5.0, "in the last sample: drawn on to the repeat");
         let dir = tempfile::tempdir().unwrap();
         for name in ["p.svg", "p.png"] {
             let path = dir.path().join(name);

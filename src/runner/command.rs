@@ -252,10 +252,20 @@ pub fn spawn_watched(argv: &[String], quiet: bool) -> io::Result<std::process::C
 /// Reaps memtree's exited children; `pid`'s exit status (128 + the signal that ended it) once
 /// it has exited.
 pub fn exited(pid: u32) -> Option<i32> {
-    match reap(pid)? {
-        WaitStatus::Exited(_, code) => Some(code),
-        WaitStatus::Signaled(_, signal, _) => Some(128 + signal as i32),
+    match ended(pid)? {
+        (Some(code), _) => Some(code),
+        (None, Some(signal)) => Some(128 + signal),
         _ => Some(1),
+    }
+}
+
+/// [`exited`], told apart: `(exit code, signal)` once `pid` has exited (a command that exits
+/// 130 is not one killed by SIGINT).
+pub fn ended(pid: u32) -> Option<(Option<i32>, Option<i32>)> {
+    match reap(pid)? {
+        WaitStatus::Exited(_, code) => Some((Some(code), None)),
+        WaitStatus::Signaled(_, signal, _) => Some((None, Some(signal as i32))),
+        _ => Some((None, None)),
     }
 }
 

@@ -127,12 +127,16 @@ fn files_that_are_not_recordings_get_one_line_and_status_2() {
     newer.extend_from_slice(&[0; 8]);
     std::fs::write(path("newer.mtr"), &newer).unwrap();
     std::fs::write(path("header.mtr"), b"memtree-record\n\0\x01\x00\x10").unwrap();
+    nix::unistd::mkfifo(dir.path().join("fifo.mtr").as_path(), nix::sys::stat::Mode::S_IRWXU)
+        .unwrap();
     let cases = [
         (path("report.json"), "not a memtree recording"),
         (path("newer.mtr"), "newer than this memtree reads"),
         (path("header.mtr"), "header is cut short"),
         (path("missing.mtr"), "No such file"),
         (dir.path().to_str().unwrap().to_string(), "not a regular file"),
+        // A FIFO no one writes to: refused, not waited on.
+        (path("fifo.mtr"), "not a regular file"),
     ];
     for (file, says) in &cases {
         for args in [
@@ -154,6 +158,11 @@ fn files_that_are_not_recordings_get_one_line_and_status_2() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("no process with pid 4194304"), "{}", text(&out.stderr));
     assert!(!std::path::Path::new(&left).exists(), "nothing left behind");
+    // A plot into a folder that does not exist: said before the command runs, which it does not.
+    let marker = path("ran");
+    let out = run(&["report", "--plot", "/nonexistent-dir/x.svg", "--", "touch", &marker]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(!std::path::Path::new(&marker).exists(), "the command was not started");
 }
 
 #[test]

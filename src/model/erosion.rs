@@ -30,6 +30,9 @@ pub const EROSION_NAMES: usize = 3;
 pub struct Erosion {
     pub parent: u32,
     pub shared_with_parent: u64,
+    /// Of `shared_with_parent`, the anonymous pages: memory inherited copy-on-write (0 for a
+    /// child that exec'd: it shares its parent's file pages only).
+    pub shared_anon: u64,
     pub copied_from_parent: u64,
     /// At addresses both map, in different frames, the worker's mapped by others too.
     pub diverged_shared: u64,
@@ -144,6 +147,9 @@ pub fn exact(
             }
             if frames.contains(index) {
                 out.shared_with_parent += entry.bytes(page_size);
+                if anonymous(entry) {
+                    out.shared_anon += entry.bytes(page_size);
+                }
                 continue;
             }
             if !anonymous(entry) {
@@ -202,6 +208,9 @@ pub fn estimate(parent_pid: u32, worker: &PagesRaw, parent: &PagesRaw, page_size
                 }
             });
             out.shared_with_parent += shared;
+            if anonymous(entry) {
+                out.shared_anon += shared;
+            }
             out.copied_from_parent += copied;
             out.diverged_shared += diverged;
             if copied > 0 {
@@ -283,6 +292,7 @@ mod tests {
         frames.fill(&parent, &t);
         let e = exact(10, &worker, &parent, &frames, &t, PAGE);
         assert_eq!(e.shared_with_parent, 2 * PAGE);
+        assert_eq!(e.shared_anon, 2 * PAGE, "inherited, not exec'd");
         assert_eq!(e.copied_from_parent, PAGE);
         assert_eq!(e.diverged_shared, PAGE);
         assert_eq!(e.by_mapping, vec![("[heap]".to_string(), PAGE)]);

@@ -7,8 +7,9 @@
 //!   descendants (a followed command, started workloads), rediscovered every round;
 //! - privilege, checked once (by the [`Sampler`] it is built on);
 //! - leaving memtree itself out (it is never part of what it measures, except in a capture);
-//! - change detection: with a [`Cadence`], a process whose memory fields of `stat` (faults,
-//!   size, resident pages: ~10 µs, see `memory_fingerprint`) did not move keeps
+//! - change detection: with a [`Cadence`], a process whose `statm` (~10 µs; for a forked
+//!   worker that shares anonymous memory with its parent, `stat`'s fault counts, size and
+//!   resident pages, which a copy-on-write moves: `memory_fingerprint`) did not move keeps
 //!   its last smaps_rollup figures (a rollup of a 1 GiB process is a ~20 ms page-table walk
 //!   under its mmap lock), and is read in full again only every `full_every`;
 //! - the cadence and budget of the costly passes (pagemap + kpagecount, page contents):
@@ -170,7 +171,8 @@ struct Membership {
     known: PidMap<StatInfo>,
     processes: Vec<StatInfo>,
     gone: bool,
-    statm: PidMap<std::fs::File>,
+    /// Each process's held `statm` (or, for a fault-watched worker, `stat`: the flag).
+    statm: PidMap<(std::fs::File, bool)>,
     /// A held file failed: discover again at the next round.
     stale: bool,
 }
@@ -252,6 +254,10 @@ pub struct Session {
     membership_changed: bool,
     /// Group the processes by name instead of by tree.
     by_name: bool,
+    /// Forked workers that shared anonymous memory with their parent at the last exact pass:
+    /// their change detection reads `stat`'s fault counts, which a copy-on-write moves (statm,
+    /// cheaper, does not).
+    fault_watched: HashSet<u32>,
 }
 
 impl Session {
@@ -273,6 +279,7 @@ impl Session {
             last_exact: None,
             last_exact_cost: Duration::ZERO,
             changed_since_exact: false,
+            fault_watched: HashSet::new(),
             progress: None,
             membership: Membership::default(),
             last_accounting: None,
@@ -667,19 +674,27 @@ impl Session {
     /// files are held); empty when it cannot be read, which marks the membership stale.
     fn statm(&mut self, pid: u32, budget: usize) -> Vec<u8> {
         use std::os::unix::fs::FileExt;
+        let faults = self.fault_watched.contains(&pid);
+        let name = if faults { "stat" } else { "statm" };
         let m = &mut self.membership;
+        if m.statm.get(&pid).is_some_and(|(_, f)| *f != faults) {
+            m.statm.remove(&pid);
+        }
         if !m.statm.contains_key(&pid) && m.statm.len() < budget && !self.sampler.is_captured() {
-            let path = self.sampler.root().join(pid.to_string()).join("stat");
+            let path = self.sampler.root().join(pid.to_string()).join(name);
             if let Ok(file) = std::fs::File::open(path) {
-                m.statm.insert(pid, file);
+                m.statm.insert(pid, (file, faults));
             }
         }
-        let Some(file) = m.statm.get(&pid) else {
-            return memory_fingerprint(&self.sampler.read(pid, "stat").unwrap_or_default());
+        let fingerprint = |bytes: &[u8]| {
+            if faults { memory_fingerprint(bytes) } else { bytes.to_vec() }
+        };
+        let Some((file, _)) = m.statm.get(&pid) else {
+            return fingerprint(&self.sampler.read(pid, name).unwrap_or_default());
         };
         let mut buf = [0u8; 1024];
         match file.read_at(&mut buf, 0) {
-            Ok(n) => memory_fingerprint(&buf[..n]),
+            Ok(n) => fingerprint(&buf[..n]),
             Err(_) => {
                 m.statm.remove(&pid);
                 m.stale = true;
@@ -810,6 +825,11 @@ impl Session {
         let mut accounting = account(&snapshot, &grouping);
         if exact_due {
             self.changed_since_exact = false;
+            self.fault_watched = accounting
+                .processes()
+                .filter(|p| matches!(&p.erosion, Some(Ok(e)) if e.shared_anon > 0))
+                .map(|p| p.pid)
+                .collect();
             self.last_exact = Some((at, accounting.without_mappings()));
         } else if let Some((_, exact)) = &self.last_exact {
             accounting.carry_exact_from(exact);

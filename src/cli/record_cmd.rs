@@ -321,6 +321,13 @@ pub fn report_from(file: &Path, args: &ReportArgs) -> Result<i32> {
 
 pub fn plot(args: PlotArgs) -> Result<i32> {
     let format = plot::format_of(&args.output).map_err(usage)?;
+    let folder = args.output.parent().filter(|p| !p.as_os_str().is_empty());
+    if folder.is_some_and(|f| !f.is_dir()) {
+        return Err(usage(format!(
+            "cannot draw {}: its folder does not exist",
+            shown(&args.output)
+        )));
+    }
     let mut samples = open(&args.file)?;
     let mut series = plot::Series::default();
     for sample in samples.by_ref() {
@@ -334,7 +341,11 @@ pub fn plot(args: PlotArgs) -> Result<i32> {
     let title = format!("memtree: {}", plot::describe(&samples.header().target));
     plot::draw(&series, &title, &args.output, format)
         .map_err(|e| usage(format!("cannot draw {}: {e}", shown(&args.output))))?;
-    eprintln!("memtree: drew {} samples into {}", series.len(), shown(&args.output));
+    eprintln!(
+        "memtree: drew {} into {}",
+        crate::units::count(series.len(), "sample", "samples"),
+        shown(&args.output)
+    );
     Ok(0)
 }
 

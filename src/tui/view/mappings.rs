@@ -26,8 +26,12 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         Block::default().borders(Borders::ALL).title(format!(" {} ", View::Mappings.title()));
     let groups = app.accounting.as_ref().and_then(|a| a.mappings_by_name.as_ref());
     let Some(groups) = groups else {
-        let text =
-            "Reading every mapping (smaps) of the tree… (this view asks the sampler for them)";
+        let text = if app.replay.is_some() {
+            "A recording holds no per-mapping rows: this view is for live processes \
+             (`memtree top`, or `memtree report --mappings`)."
+        } else {
+            "Reading every mapping (smaps) of the tree… (this view asks the sampler for them)"
+        };
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }).block(block), area);
         return;
     };

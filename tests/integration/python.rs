@@ -12,20 +12,26 @@ const COLS: u64 = 8;
 const DATA: u64 = ROWS * COLS * 8;
 const WORKERS: usize = 3;
 
-/// numpy and pandas importable by `python3`; CI (which installs them) must have them.
-fn have_pandas() -> bool {
+/// Whether `python3` can import `modules` (`"numpy, pandas"`); CI, which installs
+/// workloads/requirements.txt, must be able to.
+fn have_modules(modules: &str) -> bool {
     let ok = Command::new("python3")
-        .args(["-c", "import numpy, pandas"])
+        .args(["-c", &format!("import {modules}")])
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must run the Python workloads: pip install -r workloads/requirements.txt"
+            "CI must have {modules}: pip install -r workloads/requirements.txt"
         );
-        eprintln!("skipped: numpy/pandas missing (pip install -r workloads/requirements.txt)");
+        eprintln!("skipped: {modules} missing (pip install -r workloads/requirements.txt)");
     }
     ok
+}
+
+/// numpy and pandas, for the Python workloads.
+fn have_pandas() -> bool {
+    have_modules("numpy, pandas")
 }
 
 /// One Python workload at a time: four busy interpreters per test on a 2-core machine would
@@ -404,18 +410,7 @@ impl Drop for Gunicorn {
 }
 
 fn have_gunicorn() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import gunicorn"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have gunicorn (workloads/requirements.txt)"
-        );
-        eprintln!("skipped: gunicorn missing (pip install -r workloads/requirements.txt)");
-    }
-    ok
+    have_modules("gunicorn")
 }
 
 #[test]

@@ -11,6 +11,7 @@ import multiprocessing
 import os
 import platform
 import sys
+import threading
 import time
 
 import numpy as np
@@ -48,9 +49,29 @@ def frame_bytes(df):
     return int(df.memory_usage(index=False, deep=False).sum())
 
 
+# Set in every worker by pool()'s initializer: the Pool's workers meet here before they hold.
+_TOGETHER = None
+
+
+def _start_worker(together, initializer, initargs):
+    global _TOGETHER
+    _TOGETHER = together
+    if initializer is not None:
+        initializer(*initargs)
+
+
 def touch_and_hold(df, hold):
-    """What every task does: read every value (the whole frame is mapped), then hold it."""
+    """What every task does: read every value (the whole frame is mapped), wait until every
+    worker has done so, then hold it. The wait is what makes it one task per worker, all held
+    at once: a Pool hands tasks to whichever worker is free, and a worker that started late
+    (a spawned interpreter importing pandas on a busy machine) would otherwise find its task
+    taken by one that finished early, and hold its data after the others let theirs go."""
     total = float(df.to_numpy(copy=False).sum())
+    if _TOGETHER is not None:
+        try:
+            _TOGETHER.wait(timeout=120)
+        except threading.BrokenBarrierError:
+            pass  # a worker died or never came: hold anyway, the monitor sees what is there
     time.sleep(hold)
     return os.getpid(), total
 
@@ -69,8 +90,11 @@ def context(args):
     return ctx
 
 
-def pool(args, initializer=None, initargs=()):
-    return context(args).Pool(args.workers, initializer, initargs)
+def pool(args, initializer=None, initargs=(), ctx=None):
+    """A Pool of --workers whose tasks (one per worker) hold their data at the same time."""
+    ctx = ctx or context(args)
+    together = ctx.Barrier(args.workers)
+    return ctx.Pool(args.workers, _start_worker, (together, initializer, initargs))
 
 
 def say(message):

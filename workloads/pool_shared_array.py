@@ -53,6 +53,6 @@ if __name__ == "__main__":
     c.say(f"multiprocessing.Array of {c.mib(n * 8)}; {args.workers} workers build "
           f"pd.DataFrame on it with copy={args.copy}")
     initargs = (shared, args.rows, args.cols, args.copy, args.hold)
-    with c.Timer() as t, ctx.Pool(args.workers, init, initargs) as pool:
+    with c.Timer() as t, c.pool(args, init, initargs, ctx) as pool:
         results = pool.map(task, range(args.workers), chunksize=1)
     c.say(f"{len({pid for pid, _ in results})} workers done in {t.seconds:.2f} s")

@@ -39,7 +39,9 @@ impl VariantResult {
 
     /// One sentence, from the numbers.
     pub fn verdict(&self) -> String {
-        let sentence = super::explain::variant_verdict(&self.spec, &self.accounting.totals, true);
+        let rows: Vec<_> = self.accounting.processes().collect();
+        let sentence =
+            super::explain::variant_verdict(&self.spec, &self.accounting.totals, &rows, true);
         let mut chars = sentence.chars();
         let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
         out.push_str(chars.as_str());

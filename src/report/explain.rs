@@ -1,6 +1,7 @@
 //! Report layer: the plain-language explanation of a set of totals — why a monitor's number is
 //! wrong, by how much, and what could not be counted. Built only from the numbers.
 
+use crate::model::accounting::ProcessRow;
 use crate::model::{Accounting, Totals, Tree};
 use crate::runner::spec::{Spec, Variant};
 use crate::units::{count, human_bytes, ratio, visible};
@@ -266,7 +267,10 @@ pub fn tree_paragraph(tree: &Tree, spec: Option<Spec>) -> String {
         ));
     }
     if let Some(spec) = spec {
-        words.push(format!("Verdict: {}.", variant_verdict(&spec, t, false)));
+        words.push(format!(
+            "Verdict: {}.",
+            variant_verdict(&spec, t, &tree.processes.iter().collect::<Vec<_>>(), false)
+        ));
     }
     words.join(" ")
 }
@@ -351,7 +355,7 @@ fn start_methods(tree: &Tree) -> Option<String> {
 /// What a built-in workload's tree says about its variant: how many copies of the data it holds
 /// and how they got there ("one copy of the 64 MiB (inherited copy-on-write) serves all 4
 /// processes"), what a monitor shows for it (`monitor`), and what of it is duplicated.
-pub fn variant_verdict(spec: &Spec, t: &Totals, monitor: bool) -> String {
+pub fn variant_verdict(spec: &Spec, t: &Totals, rows: &[&ProcessRow], monitor: bool) -> String {
     let size = human_bytes(spec.size_bytes);
     let (Some(footprint), Some(rss), Some(overcount)) = (t.footprint, t.rss_sum, t.overcount)
     else {
@@ -365,6 +369,29 @@ pub fn variant_verdict(spec: &Spec, t: &Totals, monitor: bool) -> String {
     };
     let holding = if copies < 1.5 {
         format!("one copy of the {size} ({how}) serves all {} processes", t.readable())
+    } else if spec.variant == Variant::Fork {
+        // Inherited, then written: what each worker's writes copied, where its pages were read.
+        let copied = workers_copied(rows);
+        let range = copied.as_deref().and_then(|c| Some((*c.first()?, *c.last()?)));
+        match range {
+            Some((low, high)) if high > 0 => {
+                let each = if human_bytes(low) == human_bytes(high) {
+                    human_bytes(low)
+                } else {
+                    format!("{} to {}", human_bytes(low), human_bytes(high))
+                };
+                format!(
+                    "{copies:.1} copies' worth of the {size}: {how}, then each worker's writes \
+                     copied {each} of it, {} in all",
+                    human_bytes(footprint)
+                )
+            }
+            _ => format!(
+                "{copies:.1} copies' worth of the {size}: {how}, then copied by the workers' \
+                 writes, {} in all",
+                human_bytes(footprint)
+            ),
+        }
     } else {
         format!(
             "{copies:.1} copies of the {size} ({how}): every worker holds its own, {} in all",
@@ -388,6 +415,21 @@ pub fn variant_verdict(spec: &Spec, t: &Totals, monitor: bool) -> String {
         ratio(overcount),
         human_bytes(footprint),
     )
+}
+
+/// What each forked worker's writes copied from its parent, lowest first: `None` unless every
+/// worker's erosion was read (a root has none to read).
+fn workers_copied(rows: &[&ProcessRow]) -> Option<Vec<u64>> {
+    let mut copied = Vec::new();
+    for row in rows {
+        match &row.erosion {
+            Some(Ok(e)) => copied.push(e.copied_from_parent),
+            Some(Err(crate::model::Unreadable::NotApplicable(_))) => {}
+            _ => return None,
+        }
+    }
+    copied.sort_unstable();
+    (!copied.is_empty()).then_some(copied)
 }
 
 /// What `--exact` and `--dedup` would add, for a report on live processes by a privileged

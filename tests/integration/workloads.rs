@@ -72,6 +72,34 @@ fn fork_write_fraction_copies_that_fraction() {
 }
 
 #[test]
+fn the_verdict_on_a_written_fork_says_what_the_writes_copied() {
+    // Half of the buffer written by each worker: 2.5 copies' worth, not "a copy each".
+    let mut args = vec!["--workload", "fork", "--size", "64MiB", "--workers", "3"];
+    args.extend(["--touch", "write=0.5"]);
+    if is_root() {
+        args.push("--exact");
+    }
+    // The verdict is in the text report's paragraph of the workload's tree.
+    let out = memtree().arg("report").args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let said = text(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
+    let verdict = said.split("Verdict: ").nth(1).unwrap_or_else(|| panic!("{said}"));
+    assert!(!verdict.contains("every worker holds its own"), "{verdict}");
+    let (copies, rest) = verdict.split_once(" copies' worth of the 64 MiB: ").unwrap();
+    let copies: f64 = copies.parse().unwrap();
+    // The parent's whole buffer and half of it in each of three workers (and each process's
+    // own few hundred KiB).
+    assert!((2.45..2.75).contains(&copies), "{verdict}");
+    assert!(rest.starts_with("inherited copy-on-write, then "), "{verdict}");
+    if is_root() {
+        // Each copied 32 MiB (the exact figure from its pages; a few pages more or less).
+        assert!(verdict.contains("then each worker's writes copied 32"), "{verdict}");
+    } else {
+        assert!(verdict.contains("then copied by the workers' writes"), "{verdict}");
+    }
+}
+
+#[test]
 fn serialize_gives_every_worker_its_own_copy() {
     let report = workload_report("serialize", "read");
     for w in workers(&report) {

@@ -10,7 +10,9 @@
 //! `top` on it, and the recording's bytes per sample per process.
 //!
 //! Environment: MEMTREE_BENCH_REGIMES (x), MEMTREE_BENCH_SIZE_MIB (1024),
-//! MEMTREE_BENCH_WORKERS (32), MEMTREE_BENCH_SECONDS (120), MEMTREE_BENCH_WARMUP (15), METOP.
+//! MEMTREE_BENCH_WORKERS (32), MEMTREE_BENCH_SECONDS (120), MEMTREE_BENCH_WARMUP (15), METOP,
+//! MEMTREE_BENCH_BASELINE (another memtree binary, e.g. an earlier commit's: in a, c and e its
+//! `top` runs beside this one over the same window, the ratio's baseline).
 
 use std::path::Path;
 use std::process::Command;
@@ -87,8 +89,15 @@ fn main() {
     let warmup = env("MEMTREE_BENCH_WARMUP", 15);
     let memtree = env!("CARGO_BIN_EXE_memtree");
     let regimes = std::env::var("MEMTREE_BENCH_REGIMES").unwrap_or_else(|_| "x".into());
+    let baseline = std::env::var("MEMTREE_BENCH_BASELINE").ok();
+    // This memtree's dashboard on `target`, and the baseline's beside it when there is one.
     let top = |label: &str, target: &str| {
-        Dash::start(label, &format!("{memtree} top {target} --interval 1s"))
+        let mut dashes = vec![Dash::start(label, &format!("{memtree} top {target} --interval 1s"))];
+        if let Some(other) = &baseline {
+            let label = format!("baseline ({other}): {label}");
+            dashes.push(Dash::start(&label, &format!("{other} top {target} --interval 1s")));
+        }
+        dashes
     };
     for regime in regimes.chars() {
         match regime {
@@ -102,21 +111,20 @@ fn main() {
                 };
                 let workload =
                     RunningWorkload::start_with(Path::new(memtree), spec).expect("workload");
-                let dashes =
-                    vec![top("memtree top --pid ROOT", &format!("--pid {}", workload.root))];
+                let dashes = top("memtree top --pid ROOT", &format!("--pid {}", workload.root));
                 measure("(a) 8 workers sharing 256 MiB", dashes, warmup, seconds);
                 workload.stop().unwrap();
             }
             // (c) one tree of 1,000 small processes.
             'c' => {
                 let tree = Sleepers::spawn(1000);
-                let dashes = vec![top("memtree top --pid ROOT", &format!("--pid {}", tree.0.id()))];
+                let dashes = top("memtree top --pid ROOT", &format!("--pid {}", tree.0.id()));
                 measure("(c) one tree of 1,000 processes", dashes, warmup, seconds);
             }
             // (e) the whole machine with 2,000 more processes.
             'e' => {
                 let _tree = Sleepers::spawn(2000);
-                let dashes = vec![top("memtree top --all", "--all")];
+                let dashes = top("memtree top --all", "--all");
                 measure("(e) the whole machine, 2,000 processes more", dashes, warmup, seconds);
             }
             // The steady 32 × 1 GiB tree, beside metop.

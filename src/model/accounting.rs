@@ -426,6 +426,16 @@ impl Accounting {
     /// cheap ones): per process by pid, per tree by root.
     pub fn carry_exact_from(&mut self, earlier: &Accounting) {
         let rows: HashMap<u32, &ProcessRow> = earlier.processes().map(|p| (p.pid, p)).collect();
+        // A tree is its root's; a group of processes by name is that name's (looked up, not
+        // searched: a whole machine is thousands of trees).
+        let (mut by_root, mut by_name) = (HashMap::new(), HashMap::new());
+        for t in &earlier.trees {
+            if self.by_name {
+                by_name.entry(t.name.as_str()).or_insert(t);
+            } else {
+                by_root.entry(t.root_pid).or_insert(t);
+            }
+        }
         for tree in &mut self.trees {
             for row in &mut tree.processes {
                 if let Some(old) = rows.get(&row.pid) {
@@ -434,11 +444,12 @@ impl Accounting {
                     row.erosion = old.erosion.clone();
                 }
             }
-            // A tree is its root's; a group of processes by name is that name's.
-            let same = |t: &&Tree| {
-                if self.by_name { t.name == tree.name } else { t.root_pid == tree.root_pid }
+            let old = if self.by_name {
+                by_name.get(tree.name.as_str())
+            } else {
+                by_root.get(&tree.root_pid)
             };
-            if let Some(old) = earlier.trees.iter().find(same) {
+            if let Some(old) = old {
                 if let Some(e) = old.totals.exact.clone() {
                     tree.totals.set_exact(e);
                 }
@@ -470,6 +481,9 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
         _ => tree_groups(snapshot, grouping, &by_pid),
     };
     let mut ws = Workspace::default();
+    // Asked of the snapshot once, not once per tree (a whole machine is thousands of trees).
+    let contents = snapshot.processes.iter().any(|p| p.content.is_some());
+    let pages = snapshot.processes.iter().any(|p| p.pages.is_some());
     let mut trees: Vec<Tree> = groups
         .into_iter()
         .map(|(root, mut processes)| {
@@ -479,10 +493,10 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
                 let exact = account_exact(&mut processes, &by_pid, table, page_size, &mut ws, true);
                 totals.set_exact(exact);
             }
-            if snapshot.processes.iter().any(|p| p.content.is_some()) {
+            if contents {
                 totals.dedup = Some(account_dedup(&mut processes, &by_pid));
             }
-            if snapshot.processes.iter().any(|p| p.pages.is_some()) {
+            if pages {
                 account_erosion(&mut processes, &by_pid, snapshot);
             }
             let mappings_by_name = group_by_name(&processes);
@@ -510,7 +524,7 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
         };
         totals.set_exact(exact);
     }
-    if snapshot.processes.iter().any(|p| p.content.is_some()) {
+    if contents {
         totals.dedup = Some(if trees.len() == 1 {
             trees[0].totals.dedup.clone().expect("set above")
         } else {

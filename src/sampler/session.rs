@@ -13,9 +13,10 @@
 //!   its last smaps_rollup figures (a rollup of a 1 GiB process is a ~20 ms page-table walk
 //!   under its mmap lock), and is read in full again only every `full_every`;
 //! - the cadence and budget of the costly passes (pagemap + kpagecount, page contents):
-//!   recomputed only after a change, no sooner than `exact_every` nor than `exact_budget` times
-//!   their last cost, and at least every `exact_full_every`; in between, the last exact figures
-//!   are carried over with their age.
+//!   recomputed only after a change, no sooner than `exact_every` nor than their last cost
+//!   divided by their share of a core (at most `1/exact_budget`, less when the rest of the
+//!   session leaves less of `1/session_budget`), and at least every `exact_full_every`; in
+//!   between, the last exact figures are carried over with their age.
 //!
 //! This is the one place a [`Snapshot`] is built. Nothing here formats: progress of a long pass
 //! is reported as [`Progress`] events to whoever shows it.
@@ -56,6 +57,12 @@ pub struct Cadence {
     pub exact_budget: u32,
     /// …and, within that budget, at least this often, changed or not.
     pub exact_full_every: Duration,
+    /// All of memtree's CPU time (reading, accounting, a face's drawing, the costly passes)
+    /// within 1/this of a core: the costly passes get what the rest left over the last
+    /// window, at most `1/exact_budget` and never less than a quarter of it. On a tree the
+    /// rest is little and the passes keep their 1 %; on a whole machine, where some process
+    /// always moves and every round re-accounts thousands, they make room for it.
+    pub session_budget: u32,
     /// A process's rollup (a walk of its page tables under its mmap lock, during which it
     /// cannot map or unmap memory) is read again no sooner than this many times what its
     /// last read took, however often its statm moves: 50 keeps the stalls memtree causes
@@ -78,8 +85,17 @@ impl Cadence {
             exact_every: interval,
             exact_budget: 100,
             exact_full_every: Duration::from_secs(300),
+            // 1.8 %: the dashboard's goal is 2 % of a core.
+            session_budget: 55,
             walk_budget: 50,
         }
+    }
+
+    /// The share of a core the costly passes may take when the rest of the session took
+    /// `rest` of one (a fraction) over the last window.
+    pub fn exact_share(&self, rest: f64) -> f64 {
+        let most = 1.0 / f64::from(self.exact_budget.max(1));
+        (1.0 / f64::from(self.session_budget.max(1)) - rest).clamp(most / 4.0, most)
     }
 }
 
@@ -242,6 +258,9 @@ pub struct Session {
     cache: PidMap<Cached>,
     last_exact: Option<(Instant, Accounting)>,
     last_exact_cost: Duration,
+    /// When the last costly pass ended, and memtree's CPU time then: what the rest of the
+    /// session has taken since ([`Cadence::exact_share`]).
+    since_exact: Option<(Instant, Duration)>,
     /// Whether any process moved (or came or went) since the last exact pass: a pass taken
     /// while the tree was still changing is refreshed once its spacing allows, even if the
     /// round that allows it saw nothing move.
@@ -278,6 +297,7 @@ impl Session {
             cache: PidMap::default(),
             last_exact: None,
             last_exact_cost: Duration::ZERO,
+            since_exact: None,
             changed_since_exact: false,
             fault_watched: HashSet::new(),
             progress: None,
@@ -708,7 +728,8 @@ impl Session {
         let (processes, target_gone) = self.paced_discover()?;
         let mut changed = false;
         let mut fresh: Vec<usize> = Vec::new();
-        let mut statms = Vec::with_capacity(processes.len());
+        // The statm read this round, for the processes read (a quiet one keeps its cached one).
+        let mut statms: Vec<Option<Vec<u8>>> = Vec::with_capacity(processes.len());
         let budget = statm_budget();
         let round = self.rounds;
         for (index, info) in processes.iter().enumerate() {
@@ -723,7 +744,7 @@ impl Session {
                 && (!self.all_mappings && self.focus != Some(info.pid)
                     || c.sample.as_ref().is_some_and(|s| s.mappings.is_some()))
             {
-                statms.push(c.statm.clone());
+                statms.push(None);
                 continue;
             }
             let statm = self.statm(info.pid, budget);
@@ -745,7 +766,7 @@ impl Session {
             {
                 c.moved_at = at;
             }
-            statms.push(statm);
+            statms.push(Some(statm));
         }
         if self.cache.len() != processes.len() || self.membership_changed {
             let alive: HashSet<u32> = processes.iter().map(|p| p.pid).collect();
@@ -756,7 +777,12 @@ impl Session {
         }
         self.changed_since_exact |= changed;
         let moved = self.changed_since_exact;
-        let spacing = cadence.exact_every.max(self.last_exact_cost * cadence.exact_budget);
+        let rest = self.since_exact.map_or(0.0, |(when, cpu)| {
+            let wall = at.duration_since(when).as_secs_f64();
+            if wall < 1.0 { 0.0 } else { cpu_time().saturating_sub(cpu).as_secs_f64() / wall }
+        });
+        let spacing =
+            cadence.exact_every.max(self.last_exact_cost.div_f64(cadence.exact_share(rest)));
         let exact_due = (self.options.exact || self.options.dedup)
             && self.last_exact.as_ref().is_none_or(|(when, _)| {
                 let age = at.duration_since(*when);
@@ -806,6 +832,8 @@ impl Session {
             if new.peek().is_some_and(|(_, i)| *i == index) {
                 let ((sample, cost), _) = new.next().expect("peeked");
                 let moved_at = self.cache.get(&info.pid).map_or(at, |c| c.moved_at);
+                // A process read this round had its statm read (only quiet ones skip it).
+                let statm = statm.unwrap_or_default();
                 let cached = Cached { statm, sample: None, read_at: at, cost, moved_at };
                 self.cache.insert(info.pid, cached);
                 samples.push(sample);
@@ -819,7 +847,9 @@ impl Session {
             // Its cost in CPU time (the pass runs on every core): the budget is a share of one.
             let started = cpu_time();
             self.costly_passes(&mut snapshot, self.options);
-            self.last_exact_cost = cpu_time().saturating_sub(started);
+            let ended = cpu_time();
+            self.last_exact_cost = ended.saturating_sub(started);
+            self.since_exact = Some((Instant::now(), ended));
         }
         let grouping = self.grouping(&snapshot);
         let mut accounting = account(&snapshot, &grouping);
@@ -866,6 +896,18 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_costly_passes_get_what_the_rest_of_the_session_leaves() {
+        let cadence = Cadence::every(Duration::from_secs(1));
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        // A tree: the rest takes 0.3 % of a core, the passes keep their 1 %.
+        assert!(close(cadence.exact_share(0.003), 0.01));
+        // A whole machine whose rounds take 1.4 %: 1.8 % − 1.4 % is left.
+        assert!(close(cadence.exact_share(0.014), 1.0 / 55.0 - 0.014));
+        // Rounds that take everything still leave the passes a quarter of their share.
+        assert!(close(cadence.exact_share(0.05), 0.0025));
+    }
 
     #[test]
     fn a_changed_process_waits_for_its_walk_budget() {

@@ -112,6 +112,9 @@ pub struct App {
     /// never the clock, so a frame is a function of the state.
     pub now: Instant,
     pub accounting: Option<Arc<Accounting>>,
+    /// How Python started each process of `accounting` (worked out once per accounting, not
+    /// at every frame: a whole machine is thousands of rows, a frame shows fifty).
+    pub roles: HashMap<u32, crate::model::python::PythonRole>,
     pub updated_at: Option<Instant>,
     pub exact_at: Option<Instant>,
     /// Whether exact figures were asked for and why they are missing (e.g. not root).
@@ -149,6 +152,7 @@ impl App {
             started: Instant::now(),
             now: Instant::now(),
             accounting: None,
+            roles: HashMap::new(),
             updated_at: None,
             exact_at: None,
             exact_note: None,
@@ -207,7 +211,7 @@ impl App {
         self.updated_at = Some(update.at);
         self.exact_at = update.exact_at;
         self.last_cost = Some(update.cost);
-        self.accounting = Some(update.accounting);
+        self.set_accounting(update.accounting);
         self.selected = self.selected.min(self.row_count().saturating_sub(1));
     }
 
@@ -223,8 +227,15 @@ impl App {
             .map(|(pid, s)| (*pid, s.iter().filter(|p| p.0 <= t).copied().collect()))
             .filter(|(_, s): &(u32, VecDeque<(f64, u64)>)| !s.is_empty())
             .collect();
-        self.accounting = Some(accounting);
+        self.set_accounting(accounting);
         self.selected = self.selected.min(self.row_count().saturating_sub(1));
+    }
+
+    fn set_accounting(&mut self, accounting: Arc<Accounting>) {
+        if !self.accounting.as_ref().is_some_and(|a| Arc::ptr_eq(a, &accounting)) {
+            self.roles = crate::model::python::all_roles(&accounting);
+        }
+        self.accounting = Some(accounting);
     }
 
     /// Adds each worker's copied bytes at `t` to its series; forgets the processes gone.

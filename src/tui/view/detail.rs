@@ -28,7 +28,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         lines.push(Line::from(shorten_right(&stripped(&cmd.join(" ")), width)));
     }
     let tree = app.accounting.as_ref().and_then(|a| a.tree_of(row.pid));
-    if let Some(role) = tree.and_then(|t| crate::model::python::roles(t).get(&row.pid).copied()) {
+    if let Some(role) = app.roles.get(&row.pid).copied() {
         lines.push(Line::from(shorten_right(&start_story(role), width)));
     }
     match &row.figures {

@@ -11,7 +11,6 @@ use super::table::{Column, column, fit, fitted_table, flexible, visible};
 use super::theme::{SEGMENTS, Theme};
 use crate::model::Unreadable;
 use crate::model::accounting::ProcessRow;
-use crate::model::python;
 use crate::tui::app::{App, View};
 use crate::units::{NOT_AVAILABLE, human_bytes, human_opt, stripped};
 
@@ -70,7 +69,6 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
     let rows = app.rows();
     let exact = app.accounting.as_ref().is_some_and(|a| a.totals.exact_ok().is_some());
     let (shown, selected) = visible(rows.len(), app.selected, area.height);
-    let roles = app.accounting.as_deref().map(python::all_roles).unwrap_or_default();
     let body: Vec<Vec<Cell>> = rows[shown]
         .iter()
         .map(|row| {
@@ -79,7 +77,7 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             match &row.figures {
                 Ok(f) => {
                     // How Python started it, after the name, dimmed.
-                    let name = match roles.get(&row.pid) {
+                    let name = match app.roles.get(&row.pid) {
                         Some(role) => Line::from(vec![
                             Span::raw(name),
                             Span::styled(format!(" · {}", role.label()), theme.dim()),

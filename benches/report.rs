@@ -116,8 +116,13 @@ fn memtree_report(root: u32, exact: bool) {
     if exact {
         assert!(accounting.totals.exact_ok().is_some(), "--exact needs root");
     }
-    let meta =
-        Meta { target: Target::Pids(vec![root]), run: None, source: "/proc".into(), live: true };
+    let meta = Meta {
+        target: Target::Pids(vec![root]),
+        run: None,
+        source: "/proc".into(),
+        live: true,
+        recorded: None,
+    };
     write_report(&mut std::io::sink(), Format::Json, &accounting, &meta, Style::default()).unwrap();
 }
 

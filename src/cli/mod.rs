@@ -218,7 +218,16 @@ pub struct ReportArgs {
     pub from: Option<PathBuf>,
     /// With --from: which moment: `peak` (the highest footprint), `end` (the last sample), or a
     /// time since the recording started (`90s`, `2m`, `15.5`): the last sample at or before it.
-    #[arg(long, value_name = "WHEN", default_value = "peak", requires = "from", value_parser = parse_at)]
+    #[arg(
+        long,
+        value_name = "WHEN",
+        default_value = "peak",
+        requires = "from",
+        value_parser = parse_at,
+        // `--at -5s` reaches parse_at, which says what a moment is, instead of clap's
+        // "unexpected argument".
+        allow_hyphen_values = true
+    )]
     pub at: At,
 }
 
@@ -235,7 +244,10 @@ fn parse_at(text: &str) -> Result<At, String> {
         "peak" => Ok(At::Peak),
         "end" => Ok(At::End),
         _ => units::parse_duration(text).map(|d| At::Seconds(d.as_secs_f64())).map_err(|_| {
-            format!("{text:?} is not a moment: peak, end, or a time such as 90s or 2m")
+            format!(
+                "{text:?} is not a moment: peak, end, or a time since the recording started, \
+                 such as 90s or 2m"
+            )
         }),
     }
 }

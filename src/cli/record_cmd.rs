@@ -14,7 +14,7 @@ use super::{At, Output, PlotArgs, RecordArgs, ReportArgs, usage};
 use crate::model::Accounting;
 use crate::model::accounting::Peak;
 use crate::record::{self, Frame, Header, Reader, Samples, Writer};
-use crate::report::{self, Meta, plot};
+use crate::report::{self, Meta, Recorded, plot};
 use crate::runner::command::{self, RunOutcome};
 use crate::runner::signals;
 use crate::sampler::{Cadence, SampleOptions, Sampler, Session};
@@ -275,7 +275,7 @@ pub fn report_from(file: &Path, args: &ReportArgs) -> Result<i32> {
     let header = samples.header().clone();
     // One pass, keeping only the chosen sample (a long recording of a whole machine does not
     // fit in memory whole) and each process's peak. A repeat changes no figure: only its time.
-    let mut chosen: Option<record::Sample> = None;
+    let mut chosen: Option<(usize, record::Sample)> = None;
     let mut peaks: HashMap<u32, Peak> = HashMap::new();
     let (mut count, mut max_footprint, mut last_seconds) = (0usize, None::<u64>, 0.0f64);
     for sample in samples.by_ref() {
@@ -290,16 +290,27 @@ pub fn report_from(file: &Path, args: &ReportArgs) -> Result<i32> {
             At::Seconds(s) => sample.seconds <= s || chosen.is_none(),
             At::Peak => {
                 let key = |a: &Accounting| (a.totals.footprint, a.totals.rss_sum);
-                chosen.as_ref().is_none_or(|c| key(&sample.accounting) > key(&c.accounting))
+                chosen.as_ref().is_none_or(|(_, c)| key(&sample.accounting) > key(&c.accounting))
             }
         };
         max_footprint = max_footprint.max(footprint);
         if take {
-            chosen = Some(sample);
+            chosen = Some((count, sample));
         }
     }
     check_read(file, &samples, count)?;
-    let mut accounting = chosen.expect("a sample was read").owned();
+    let (index, chosen) = chosen.expect("a sample was read");
+    let recorded = Recorded {
+        at: match args.at {
+            At::Peak => "peak",
+            At::End => "end",
+            At::Seconds(_) => "seconds",
+        },
+        sample: index,
+        samples: count,
+        seconds: chosen.seconds,
+    };
+    let mut accounting = chosen.owned();
     let run = (args.at == At::Peak).then(|| {
         accounting.set_peaks(&peaks);
         let (exit_code, signal) = samples.end.map_or((None, None), |(_, c, s)| (c, s));
@@ -312,7 +323,7 @@ pub fn report_from(file: &Path, args: &ReportArgs) -> Result<i32> {
         }
     });
     let source = format!("{} (recorded in {})", header.source, shown(file));
-    let meta = Meta { target: header.target, run, source, live: false };
+    let meta = Meta { target: header.target, run, source, live: false, recorded: Some(recorded) };
     report::write_report(&mut out.writer, args.format, &accounting, &meta, out.style)
         .with_context(|| format!("cannot write the report to {}", out.name()))?;
     out.finish()?;

@@ -66,7 +66,7 @@ pub fn report(args: ReportArgs) -> Result<i32> {
         resolved.stop()?;
         (Arc::unwrap_or_clone(round.accounting), None, 0)
     };
-    let meta = Meta { target: resolved.described.clone(), run, source, live };
+    let meta = Meta { target: resolved.described.clone(), run, source, live, recorded: None };
     report::write_report(&mut out.writer, args.format, &accounting, &meta, out.style)
         .with_context(|| format!("cannot write the report to {}", out.name()))?;
     out.finish()?;

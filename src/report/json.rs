@@ -24,12 +24,23 @@ struct ReportJson<'a> {
     moment: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     command: Option<CommandJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recording: Option<RecordingJson>,
     processes: Vec<ProcessJson<'a>>,
     trees: Vec<TreeJson<'a>>,
     totals: TotalsJson,
     #[serde(skip_serializing_if = "Option::is_none")]
     mappings_by_name: Option<Vec<NameJson<'a>>>,
     explanation: Vec<String>,
+}
+
+/// Which sample of a recording the report is of (`report --from`).
+#[derive(Serialize)]
+struct RecordingJson {
+    at: &'static str,
+    sample: usize,
+    samples: usize,
+    seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -416,7 +427,17 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
                 TargetJson::Workload { workloads: specs.iter().map(WorkloadJson::from).collect() }
             }
         },
-        moment: if peak { "peak" } else { "now" },
+        moment: match &meta.recorded {
+            _ if peak => "peak",
+            Some(_) => "recorded",
+            None => "now",
+        },
+        recording: meta.recorded.as_ref().map(|r| RecordingJson {
+            at: r.at,
+            sample: r.sample,
+            samples: r.samples,
+            seconds: r.seconds,
+        }),
         command: meta.run.as_ref().map(|run| CommandJson {
             exit_code: run.exit_code,
             signal: run.signal,

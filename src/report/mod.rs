@@ -51,6 +51,20 @@ pub struct Meta {
     pub source: String,
     /// Live processes (not a capture): the report may say what a costlier pass would add.
     pub live: bool,
+    /// A moment of a recording (`report --from`): which sample it is.
+    pub recorded: Option<Recorded>,
+}
+
+/// Which sample of a recording a report is of.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// How it was chosen: `"peak"`, `"end"` or `"seconds"` (`--at`).
+    pub at: &'static str,
+    /// Its place among the recording's samples, from 1.
+    pub sample: usize,
+    pub samples: usize,
+    /// Seconds from the recording's start to the sample.
+    pub seconds: f64,
 }
 
 impl Meta {

@@ -48,9 +48,16 @@ pub fn title(accounting: &Accounting, meta: &Meta) -> String {
             )
         }
     };
-    let when = match &meta.run {
-        None => utc_timestamp(accounting.taken_at_unix),
-        Some(run) => {
+    let when = match (&meta.run, &meta.recorded) {
+        (None, Some(r)) => format!(
+            "sample {} of {} ({:.1} s into the recording), {}",
+            r.sample,
+            r.samples,
+            r.seconds,
+            utc_timestamp(accounting.taken_at_unix)
+        ),
+        (None, None) => utc_timestamp(accounting.taken_at_unix),
+        (Some(run), _) => {
             let end = match (run.exit_code, run.signal) {
                 (Some(code), _) => format!("exit {code}"),
                 (None, Some(signal)) => format!("killed by signal {signal}"),

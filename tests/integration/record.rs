@@ -112,9 +112,25 @@ fn a_recording_cut_short_is_read_to_its_last_whole_sample() {
     assert!(text(&out.stderr).contains("cut short"), "said on stderr: {}", text(&out.stderr));
     let report = parse(&out.stdout);
     assert_eq!(report.process(tree.parent).pid, tree.parent);
+    // It says which sample it is: the last whole one.
+    assert_eq!(report.moment, "recorded");
+    let end = report.recording.unwrap();
+    assert_eq!(end.at, "end");
+    assert_eq!(end.sample, end.samples);
+    assert!(end.samples >= 5 && (0.4..3.0).contains(&end.seconds), "{end:?}");
     // `--at` a time: the last sample at or before it.
     let out = run(&["report", "--from", f, "--at", "0.15", "--format", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    let at = parse(&out.stdout).recording.unwrap();
+    assert_eq!(at.at, "seconds");
+    assert!(at.seconds <= 0.15 && at.sample < end.sample, "{at:?} vs {end:?}");
+    assert_eq!(at.samples, end.samples);
+    // A moment that is not one: one line, status 2.
+    let out = run(&["report", "--from", f, "--at", "-5s"]);
+    assert_eq!(out.status.code(), Some(2));
+    let said = text(&out.stderr);
+    assert_eq!(said.lines().count(), 1, "{said}");
+    assert!(said.contains("\"-5s\" is not a moment"), "{said}");
 }
 
 #[test]

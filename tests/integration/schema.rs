@@ -19,11 +19,22 @@ pub struct Report {
     pub target: serde_json::Value,
     pub moment: String,
     pub command: Option<Command>,
+    pub recording: Option<Recording>,
     pub processes: Vec<Process>,
     pub trees: Vec<Tree>,
     pub totals: Totals,
     pub mappings_by_name: Option<Vec<NameGroup>>,
     pub explanation: Vec<String>,
+}
+
+/// Which sample of a recording a `report --from` is of.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recording {
+    pub at: String,
+    pub sample: usize,
+    pub samples: usize,
+    pub seconds: f64,
 }
 
 #[derive(Debug, Deserialize)]

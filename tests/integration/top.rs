@@ -274,7 +274,12 @@ fn a_recording_replays_with_the_arrow_keys() {
     assert_eq!(later, (first + 10).min(n), "Shift-→: ten samples on");
     top.keys(&["Left"]);
     assert_eq!(at(&top.screen()).0, later - 1, "←: one back");
-    top.keys(&["q"]);
+    // The help lists the keys a replay has, not pausing a sampling it does not do.
+    top.keys(&["?"]);
+    let help = top.wait_for("Keys (Esc closes)");
+    assert!(help.contains("the sample before or after"), "{help}");
+    assert!(!help.contains("pause or resume"), "{help}");
+    top.keys(&["Escape", "q"]);
     let (status, stty) = top.exit_status();
     assert_eq!(status, 0);
     assert_cooked(&stty);

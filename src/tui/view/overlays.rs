@@ -27,9 +27,12 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-pub fn render_help(frame: &mut Frame, area: Rect, theme: &Theme) {
+/// The keys that do something here: a replay has no sampling to pause, a live dashboard no
+/// samples to step through.
+pub fn render_help(frame: &mut Frame, area: Rect, theme: &Theme, replay: bool) {
     let mut lines: Vec<Line> = KEYS
         .iter()
+        .filter(|(keys, _)| if replay { !keys.starts_with('p') } else { !keys.starts_with('←') })
         .map(|(keys, what)| {
             Line::from(vec![Span::styled(format!("{keys:<16}"), theme.bold()), Span::raw(*what)])
         })

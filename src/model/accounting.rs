@@ -806,8 +806,10 @@ fn account_erosion(
             if let (Ok((pages, true)), Some(table)) = (&parent_pages, table) {
                 frames.fill(pages, table);
             }
+            let frames = &*frames;
+            // One parent's workers in parallel too: a prefork server is one parent of them all.
             workers
-                .iter()
+                .par_iter()
                 .map(|&index| {
                     let pid = rows[index].pid;
                     let erosion = match (pages_of(pid), &parent_pages) {

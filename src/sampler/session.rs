@@ -44,6 +44,17 @@ pub enum Target {
     Children,
 }
 
+/// A process read in a pass, with its frames' claims when the pass reads pages.
+type Read = (ProcessSample, Option<Result<Claimed, Unreadable>>);
+
+/// How a pass reads each process ([`Session::reading`]).
+struct Reading {
+    options: SampleOptions,
+    pages_inline: bool,
+    claims: Option<super::pagemap::FrameClaims>,
+    page_size: u64,
+}
+
 /// How often a long-lived session reads what (the dashboard, a recording, an exporter). A
 /// session without one reads everything at every round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -412,32 +423,37 @@ impl Session {
 
     /// One snapshot of the target with every pass asked for, read now (no cadence, no cache).
     pub fn sample(&mut self) -> Result<Sample, ReadError> {
-        // The roots of a --pid target are read while their trees are walked: a lone large
-        // process is then read in the time of its rollup.
+        // The roots of a --pid target are read (rollup and pages) while their trees are
+        // walked, and the rest as soon as the walk has found them, on whichever core is free:
+        // a lone large process is read in the time of its rollup, and a large root does not
+        // hold up its workers.
         let roots: Vec<StatInfo> = match &self.target {
             Target::Pids(pids) if pids.len() <= 4 => {
                 pids.iter().filter_map(|&p| self.sampler.stat(p).ok()).collect()
             }
             _ => Vec::new(),
         };
-        let options = SampleOptions { mappings: false, ..SampleOptions::default() };
+        let early_pids: HashSet<u32> = roots.iter().map(|r| r.pid).collect();
+        let reading = self.reading(self.options);
         let (discovered, early) = rayon::join(
-            || self.discover(),
             || {
-                roots
+                let (processes, target_gone) = self.discover()?;
+                let rest: Vec<Read> = processes
                     .par_iter()
-                    .map(|info| {
-                        let wants = self.all_mappings || self.focus == Some(info.pid);
-                        let options = SampleOptions { mappings: wants, ..options };
-                        self.sampler.sample_one(info, options)
-                    })
-                    .collect::<Vec<ProcessSample>>()
+                    .filter(|info| !early_pids.contains(&info.pid))
+                    .map(|info| self.read_one(&reading, info))
+                    .collect();
+                Ok::<_, ReadError>((processes, target_gone, rest))
             },
+            || roots.par_iter().map(|info| self.read_one(&reading, info)).collect::<Vec<Read>>(),
         );
         self.rounds += 1;
-        let (processes, target_gone) = discovered?;
-        let early: HashMap<u32, ProcessSample> = early.into_iter().map(|p| (p.pid, p)).collect();
-        let snapshot = self.read_all_with(&processes, self.options, early);
+        let (processes, target_gone, rest) = discovered?;
+        // In the walk's order (parents before children), each process once.
+        let mut read: HashMap<u32, Read> =
+            rest.into_iter().chain(early).map(|r| (r.0.pid, r)).collect();
+        let read: Vec<Read> = processes.iter().filter_map(|info| read.remove(&info.pid)).collect();
+        let snapshot = self.assemble(reading, read, self.options);
         let grouping = self.grouping(&snapshot);
         Ok(Sample { snapshot, grouping, target_gone })
     }
@@ -467,51 +483,52 @@ impl Session {
     /// Reads the processes of `infos` — found by an earlier [`Session::discover`] or
     /// [`Sampler::descendants`] — with every pass asked for, now.
     pub fn read(&self, infos: &[StatInfo]) -> Snapshot {
-        self.read_all_with(infos, self.options, HashMap::new())
+        self.read_all_with(infos, self.options)
     }
 
-    /// Reads every process of `infos` (in parallel on the available cores) into a snapshot;
-    /// the processes of `early` were read already (their rollups; their pages are read here).
-    fn read_all_with(
-        &self,
-        infos: &[StatInfo],
-        options: SampleOptions,
-        early: HashMap<u32, ProcessSample>,
-    ) -> Snapshot {
-        let early = std::sync::Mutex::new(early);
-        let sampler = &self.sampler;
+    /// Reads every process of `infos` (in parallel on the available cores) into a snapshot.
+    fn read_all_with(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
+        let reading = self.reading(options);
+        let read: Vec<Read> = infos.par_iter().map(|info| self.read_one(&reading, info)).collect();
+        self.assemble(reading, read, options)
+    }
+
+    /// What a pass reads with `options`: each process's pages right after its rollup, in the
+    /// same parallel pass, and its frames claimed and counted there too (`FrameClaims`).
+    fn reading(&self, options: SampleOptions) -> Reading {
         let exact = options.exact || options.dedup;
-        // Each process's pages are read right after its rollup, in the same parallel pass,
-        // and its frames claimed and counted there too (`FrameClaims`).
         let pages_inline = exact && self.exact_refusal().is_none();
-        let claims = pages_inline.then(|| sampler.frame_claims(self.privileged())).flatten();
-        let page_size = page_size();
-        let mappings = |pid: u32| self.all_mappings || self.focus == Some(pid);
-        let read: Vec<(ProcessSample, Option<Result<Claimed, Unreadable>>)> = infos
-            .par_iter()
-            .map(|info| {
-                let options = SampleOptions { mappings: mappings(info.pid), ..options };
-                let taken = early.lock().ok().and_then(|mut e| e.remove(&info.pid));
-                let one = || taken.unwrap_or_else(|| sampler.sample_one(info, options));
-                if !pages_inline || info.is_kernel_thread() {
-                    return (one(), None);
-                }
-                // The pages right after the rollup, which tells how they are best read (huge
-                // pages, a sparse address space); the processes are spread over the cores.
-                let mut p = one();
-                p.pages = Some(match &p.rollup {
-                    Ok(fields) => {
-                        sampler.read_pages(info.pid, page_size, PagesHint::from_rollup(fields))
-                    }
-                    Err(reason) => Err(reason.clone()),
-                });
-                let claimed = match (&claims, &p.pages) {
-                    (Some(claims), Some(Ok(pages))) => Some(claims.claim(pages)),
-                    _ => None,
-                };
-                (p, claimed)
-            })
-            .collect();
+        let claims = pages_inline.then(|| self.sampler.frame_claims(self.privileged())).flatten();
+        Reading { options, pages_inline, claims, page_size: page_size() }
+    }
+
+    /// One process of a pass: its rollup (and mappings where asked), then its pages and their
+    /// frames' claims when the pass reads pages.
+    fn read_one(&self, reading: &Reading, info: &StatInfo) -> Read {
+        let sampler = &self.sampler;
+        let wants = self.all_mappings || self.focus == Some(info.pid);
+        let options = SampleOptions { mappings: wants, ..reading.options };
+        let mut p = sampler.sample_one(info, options);
+        if !reading.pages_inline || info.is_kernel_thread() {
+            return (p, None);
+        }
+        // The rollup tells how the pages are best read (huge pages, a sparse address space).
+        p.pages = Some(match &p.rollup {
+            Ok(fields) => {
+                sampler.read_pages(info.pid, reading.page_size, PagesHint::from_rollup(fields))
+            }
+            Err(reason) => Err(reason.clone()),
+        });
+        let claimed = match (&reading.claims, &p.pages) {
+            (Some(claims), Some(Ok(pages))) => Some(claims.claim(pages)),
+            _ => None,
+        };
+        (p, claimed)
+    }
+
+    /// The snapshot of a pass's processes, with the frame table their claims make and the
+    /// costly passes that need every process read.
+    fn assemble(&self, reading: Reading, read: Vec<Read>, options: SampleOptions) -> Snapshot {
         let (processes, claimed): (Vec<ProcessSample>, Vec<_>) = read.into_iter().unzip();
         let mut snapshot = self.snapshot_of(processes);
         // The claims hold only while no huge page must be split (one that another process maps
@@ -519,7 +536,7 @@ impl Session {
         let huge = snapshot.processes.iter().any(|p| {
             p.pages.as_ref().is_some_and(|pages| pages.as_ref().is_ok_and(|p| p.has_huge()))
         });
-        if let Some(claims) = claims.filter(|_| !huge) {
+        if let Some(claims) = reading.claims.filter(|_| !huge) {
             let mut counted = Vec::with_capacity(claimed.len());
             let mut refused = None;
             for c in claimed.into_iter().flatten() {

@@ -126,13 +126,15 @@ pub struct TargetArgs {
     /// Report every process on the machine, grouped by tree.
     #[arg(long, conflicts_with = "pids")]
     pub all: bool,
-    /// Start a built-in workload, look at it once every worker holds its data, and stop it at
-    /// the end (see `memtree run`; sized by --size, --workers, --touch).
+    /// Start a built-in workload, look at it once every worker holds its data (a recording
+    /// starts then), and stop it at the end (see `memtree run`; sized by --size, --workers,
+    /// --touch).
     #[arg(long, value_enum, value_name = "VARIANT", conflicts_with_all = ["pids", "all"])]
     pub workload: Option<WorkloadChoice>,
     /// Run CMD and follow its tree: `report` prints the tree at its peak footprint once CMD
     /// exits (with CMD's status); `top` shows it live (CMD's output discarded, CMD stopped when
-    /// the dashboard quits); `serve` exports it until CMD exits.
+    /// the dashboard quits); `serve` exports it and `record` records it until CMD exits (with
+    /// CMD's status).
     #[arg(last = true, value_name = "CMD", conflicts_with_all = ["pids", "all", "workload"])]
     pub command: Vec<String>,
 }

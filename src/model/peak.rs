@@ -11,8 +11,9 @@ use super::snapshot::{Snapshot, Unreadable};
 /// them the one with the highest Σ RSS wins (the moment a monitor looked worst), so a plateau
 /// is reported when every process of it has mapped its data, not at its first sample. Sampled
 /// footprints of a steady tree move by a few percent (allocator churn, pages being mapped).
-/// A sample read whole ([`consistent`]) is preferred, and a steady one ([`STEADY`]) over one
-/// whose Σ RSS is barely higher ([`Rank::beats`]).
+/// A sample that lost no process mid-read ([`complete`]) is preferred, then one read whole
+/// ([`consistent`]), and a steady one ([`STEADY`]) over one whose Σ RSS is barely higher
+/// ([`Rank::beats`]).
 const PLATEAU: f64 = 0.05;
 
 /// A sample is steady when the one before it had the same processes and a Σ RSS within this
@@ -28,19 +29,24 @@ const STEADY: f64 = 0.01;
 const TORN: f64 = 0.10;
 const TORN_BYTES: u64 = 1 << 20;
 
-/// Whether every process's pages, where read, agree with its rollup (see [`TORN`]), and no
-/// process whose rollup was read exited before its pages or contents were. (A process mapping
-/// much of the zero page, present in pagemap but not in Rss, looks torn in every sample: then
-/// no sample is whole, and the rule falls back to Σ RSS, as without pages.)
-fn consistent(snapshot: &Snapshot) -> bool {
+/// Whether every process whose rollup was read was still there for its pages and contents: a
+/// sample in which one exited between its reads (the end of a run, when every worker exits at
+/// once) has that process's rollup without its exact figures, and is not the run's picture
+/// while a sample without such a loss is within the plateau.
+fn complete(snapshot: &Snapshot) -> bool {
     snapshot.processes.iter().all(|p| {
         let vanished = |r: Option<&Unreadable>| matches!(r, Some(Unreadable::Vanished(_)));
-        if p.rollup.is_ok()
-            && (vanished(p.pages.as_ref().and_then(|r| r.as_ref().err()))
+        p.rollup.is_err()
+            || !(vanished(p.pages.as_ref().and_then(|r| r.as_ref().err()))
                 || vanished(p.content.as_ref().and_then(|r| r.as_ref().err())))
-        {
-            return false;
-        }
+    })
+}
+
+/// Whether every process's pages, where read, agree with its rollup (see [`TORN`]). (A process
+/// mapping much of the zero page, present in pagemap but not in Rss, looks torn in every
+/// sample: then no sample is whole, and the rule falls back to Σ RSS, as without pages.)
+fn consistent(snapshot: &Snapshot) -> bool {
+    snapshot.processes.iter().all(|p| {
         let (Ok(rollup), Some(Ok(pages))) = (&p.rollup, &p.pages) else { return true };
         let Some(rss) = rollup.rss else { return true };
         let present: u64 = pages
@@ -57,17 +63,22 @@ fn consistent(snapshot: &Snapshot) -> bool {
 /// How a plateau sample compares with another.
 #[derive(Debug, Clone, Copy)]
 struct Rank {
+    complete: bool,
     whole: bool,
     steady: bool,
     rss: u64,
 }
 
 impl Rank {
-    /// A sample read whole beats a torn one; between two, a steady one beats one whose Σ RSS is
+    /// A complete sample beats one that lost a process mid-read, whatever else; then a sample
+    /// read whole beats a torn one; between two, a steady one beats one whose Σ RSS is
     /// at most [`PLATEAU`] higher (the first sample at a plateau, its data still being written),
     /// and otherwise the higher Σ RSS wins (the moment a monitor looked worst: a tree that held
     /// still before its workers forked does not win over them).
     fn beats(&self, other: &Rank) -> bool {
+        if self.complete != other.complete {
+            return self.complete;
+        }
         if self.whole != other.whole {
             return self.whole;
         }
@@ -123,13 +134,13 @@ impl PeakTracker {
             return None;
         };
         let rss_sum = totals.rss_sum.unwrap_or(0);
-        let whole = consistent(&snapshot);
+        let (complete, whole) = (complete(&snapshot), consistent(&snapshot));
         let pids: Vec<u32> = snapshot.processes.iter().map(|p| p.pid).collect();
         let steady = self.last.as_ref().is_some_and(|(last_pids, last_rss)| {
             *last_pids == pids && (last_rss.abs_diff(rss_sum) as f64) <= STEADY * rss_sum as f64
         });
         self.last = Some((pids, rss_sum));
-        let rank = Rank { whole, steady, rss: rss_sum };
+        let rank = Rank { complete, whole, steady, rss: rss_sum };
         self.max_footprint = self.max_footprint.max(footprint);
         let floor = self.max_footprint as f64 * (1.0 - PLATEAU);
         let replace = match &self.best {
@@ -243,6 +254,37 @@ mod tests {
         tracker.observe(sample(100 * mib, 40 * 256));
         let (best, _) = tracker.finish();
         assert_eq!(best.unwrap().processes[0].rollup.as_ref().unwrap().rss, Some(100 * mib));
+    }
+
+    #[test]
+    fn a_sample_that_lost_a_process_mid_read_loses_even_to_a_torn_one() {
+        use crate::model::snapshot::{PageEntry, PagesRaw, pagemap_bits::PRESENT};
+        let mib = 1 << 20;
+        let pages = |present: u64| {
+            Some(Ok(PagesRaw {
+                mappings: Vec::new(),
+                entries: (0..present)
+                    .map(|i| PageEntry::new(i * 4096, PRESENT | (i + 1)))
+                    .collect(),
+                ranges: Vec::new(),
+            }))
+        };
+        // Both processes read whole, but the first torn (40 MiB of pages for 100 of rollup),
+        // as a process that maps the zero page looks in every sample.
+        let mut torn = snap(&[(1, 100 * mib, 50 * mib), (2, 100 * mib, 50 * mib)]);
+        torn.page_size = 4096;
+        torn.processes[0].pages = pages(40 * 256);
+        torn.processes[1].pages = pages(100 * 256);
+        // More RSS, but the second process exited after its rollup, before its pages.
+        let mut lost = snap(&[(1, 100 * mib, 50 * mib), (2, 104 * mib, 52 * mib)]);
+        lost.page_size = 4096;
+        lost.processes[0].pages = pages(40 * 256);
+        lost.processes[1].pages = Some(Err(Unreadable::Vanished("exited".into())));
+        let mut tracker = PeakTracker::new();
+        tracker.observe(torn);
+        tracker.observe(lost);
+        let best = tracker.finish().0.unwrap();
+        assert!(best.processes[1].pages.as_ref().unwrap().is_ok(), "the complete one");
     }
 
     #[test]

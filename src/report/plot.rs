@@ -224,8 +224,9 @@ where
 
     // Below: each forked worker's copies.
     let mut workers: Vec<(&u32, &Worker)> = series.workers.iter().collect();
-    let last = |w: &Worker| w.1.last().map_or(0, |p| p.1);
-    workers.sort_by(|a, b| last(b.1).cmp(&last(a.1)).then(a.0.cmp(b.0)));
+    // The workers that copied most, at their highest (a worker may free what it copied).
+    let most = |w: &Worker| w.1.iter().map(|p| p.1).max().unwrap_or(0);
+    workers.sort_by(|a, b| most(b.1).cmp(&most(a.1)).then(a.0.cmp(b.0)));
     let copied_max = workers.iter().flat_map(|w| w.1.1.iter().map(|p| p.1)).max().unwrap_or(0);
     let (div, unit) = byte_unit(copied_max.max(1));
     let estimate = if series.estimated { " (estimated: no root)" } else { "" };
@@ -252,12 +253,16 @@ where
             ))
             .map_err(err)?;
         if named {
-            let final_bytes = points.last().map_or(0, |p| p.1);
-            drawn
-                .label(format!("{pid} {} ({})", visible_name(name), human_bytes(final_bytes)))
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2))
-                });
+            let last = points.last().map_or(0, |p| p.1);
+            let highest = points.iter().map(|p| p.1).max().unwrap_or(0);
+            let figure = if human_bytes(last) == human_bytes(highest) {
+                human_bytes(last)
+            } else {
+                format!("{}; at most {}", human_bytes(last), human_bytes(highest))
+            };
+            drawn.label(format!("{pid} {} ({figure})", visible_name(name))).legend(
+                move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color.stroke_width(2)),
+            );
         } else if rank == NAMED_WORKERS {
             let more = workers.len() - NAMED_WORKERS;
             drawn.label(format!("{more} more")).legend(move |(x, y)| {
@@ -332,6 +337,9 @@ mod tests {
             series.add(i as f64, &account(&snap, &Grouping::Roots(vec![10])));
         }
         series.workers.insert(11, ("w\x1b[31m".into(), vec![(0.0, 0), (4.0, 8 << 20)], 4.0));
+        // One that copied more, then freed most of it: named by its highest.
+        let fell = vec![(0.0, 0), (2.0, 16 << 20), (4.0, 4 << 20)];
+        series.workers.insert(12, ("x".into(), fell, 4.0));
         series.repeat(5.0);
         assert_eq!(series.workers[&11].2, 5.0, "in the last sample: drawn on to the repeat");
         let dir = tempfile::tempdir().unwrap();
@@ -344,6 +352,8 @@ mod tests {
         let svg = std::fs::read_to_string(dir.path().join("p.svg")).unwrap();
         assert!(svg.contains("Σ RSS (what a monitor shows)"), "the legend is there");
         assert!(svg.contains("11 w?[31m (8 MiB)"), "the worker, its name without the escape");
+        let (fell, rose) = (svg.find("12 x (4 MiB; at most 16 MiB)"), svg.find("11 w"));
+        assert!(fell.is_some_and(|f| rose.is_some_and(|r| f < r)), "first: it copied most");
         assert!(!svg.contains('\x1b'));
         assert!(format_of(Path::new("x.jpg")).is_err());
     }

@@ -138,6 +138,10 @@ mod tests {
         // Every key that does something live; stepping through samples is for a replay.
         for (keys, _) in KEYS {
             assert_eq!(contains(&lines, keys), !keys.starts_with('←'), "help lists {keys}");
+            // …each apart from what it does.
+            if !keys.starts_with('←') {
+                assert!(contains(&lines, &format!("{keys}  ")), "{keys} runs into its text");
+            }
         }
     }
 

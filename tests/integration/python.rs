@@ -340,7 +340,7 @@ fn referencing_the_global_frame_copies_a_few_mib_per_worker_not_the_frame() {
     let (report, status, said) = run_workload_with(&["--exact"], "pool_global.py", &[]);
     assert_eq!(status, Some(0), "{said}");
     for w in pool_workers(&report) {
-        let copied = w.copied_from_parent_bytes.flatten().unwrap_or_else(|| panic!("{w:?}"));
+        let copied = w.copied_from_parent_bytes.flatten().unwrap_or_else(|| panic!("{w:?} {said}"));
         let shared = w.shared_with_parent_bytes.flatten().unwrap();
         assert!(copied < DATA / 4, "a few MiB of object headers, not the frame: {copied}");
         assert!(shared >= DATA, "the frame's pages are still the parent's: {shared}");

@@ -27,6 +27,9 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
+/// The help's column of keys: the widest, and two spaces.
+const KEY_COLUMN: usize = 19;
+
 /// The keys that do something here: a replay has no sampling to pause, a live dashboard no
 /// samples to step through.
 pub fn render_help(frame: &mut Frame, area: Rect, theme: &Theme, replay: bool) {
@@ -34,7 +37,9 @@ pub fn render_help(frame: &mut Frame, area: Rect, theme: &Theme, replay: bool) {
         .iter()
         .filter(|(keys, _)| if replay { !keys.starts_with('p') } else { !keys.starts_with('←') })
         .map(|(keys, what)| {
-            Line::from(vec![Span::styled(format!("{keys:<16}"), theme.bold()), Span::raw(*what)])
+            // The widest keys ("q  Ctrl-Q  Ctrl-C") and two spaces before what they do.
+            let keys = format!("{keys:<width$}", width = KEY_COLUMN);
+            Line::from(vec![Span::styled(keys, theme.bold()), Span::raw(*what)])
         })
         .collect();
     lines.push(Line::from(""));

@@ -11,9 +11,9 @@ use super::snapshot::{Snapshot, Unreadable};
 /// them the one with the highest Σ RSS wins (the moment a monitor looked worst), so a plateau
 /// is reported when every process of it has mapped its data, not at its first sample. Sampled
 /// footprints of a steady tree move by a few percent (allocator churn, pages being mapped).
-/// A sample that lost no process mid-read ([`complete`]) is preferred, then one read whole
-/// ([`consistent`]), and a steady one ([`STEADY`]) over one whose Σ RSS is barely higher
-/// ([`Rank::beats`]).
+/// The samples that lost no process mid-read ([`complete`]) make a plateau of their own, which
+/// is preferred; on a plateau a sample read whole ([`consistent`]) is preferred, and a steady one
+/// ([`STEADY`]) over one whose Σ RSS is barely higher ([`Rank::beats`]).
 const PLATEAU: f64 = 0.05;
 
 /// A sample is steady when the one before it had the same processes and a Σ RSS within this
@@ -63,22 +63,17 @@ fn consistent(snapshot: &Snapshot) -> bool {
 /// How a plateau sample compares with another.
 #[derive(Debug, Clone, Copy)]
 struct Rank {
-    complete: bool,
     whole: bool,
     steady: bool,
     rss: u64,
 }
 
 impl Rank {
-    /// A complete sample beats one that lost a process mid-read, whatever else; then a sample
-    /// read whole beats a torn one; between two, a steady one beats one whose Σ RSS is
+    /// A sample read whole beats a torn one; between two, a steady one beats one whose Σ RSS is
     /// at most [`PLATEAU`] higher (the first sample at a plateau, its data still being written),
     /// and otherwise the higher Σ RSS wins (the moment a monitor looked worst: a tree that held
     /// still before its workers forked does not win over them).
     fn beats(&self, other: &Rank) -> bool {
-        if self.complete != other.complete {
-            return self.complete;
-        }
         if self.whole != other.whole {
             return self.whole;
         }
@@ -93,13 +88,17 @@ impl Rank {
 
 #[derive(Debug, Default)]
 pub struct PeakTracker {
-    /// (footprint, rank, snapshot) of the chosen sample.
-    best: Option<(u64, Rank, Snapshot)>,
+    /// The samples that lost no process mid-read ([`complete`]), and the others: the peak is
+    /// the first's when there is one. Apart, because a sample that lost a process mid-read
+    /// can have a footprint no moment had (the worker read before it exited still holds its
+    /// share of the PSS its parent, read after, no longer shares) and must not set the
+    /// plateau the complete ones are judged against.
+    complete: Plateau,
+    incomplete: Plateau,
     /// The pids and Σ RSS of the last sample.
     last: Option<(Vec<u32>, u64)>,
     /// The last sample, while none had a footprint (every process unreadable, or none yet).
     fallback: Option<Snapshot>,
-    max_footprint: u64,
     per_pid: HashMap<u32, Peak>,
     samples: usize,
 }
@@ -128,7 +127,7 @@ impl PeakTracker {
         }
         let totals = Totals::of(&figures);
         let Some(footprint) = totals.footprint else {
-            if self.best.is_none() {
+            if self.complete.best.is_none() && self.incomplete.best.is_none() {
                 self.fallback = Some(snapshot);
             }
             return None;
@@ -140,7 +139,46 @@ impl PeakTracker {
             *last_pids == pids && (last_rss.abs_diff(rss_sum) as f64) <= STEADY * rss_sum as f64
         });
         self.last = Some((pids, rss_sum));
-        let rank = Rank { complete, whole, steady, rss: rss_sum };
+        let rank = Rank { whole, steady, rss: rss_sum };
+        let plateau = if complete { &mut self.complete } else { &mut self.incomplete };
+        plateau.offer(footprint, rank, snapshot);
+        Some(footprint)
+    }
+
+    /// The plateau the peak is taken from: the complete samples', if any.
+    fn chosen(&self) -> &Plateau {
+        if self.complete.best.is_some() { &self.complete } else { &self.incomplete }
+    }
+
+    /// The highest footprint seen (the reported sample's is within `PLATEAU` of it), among the
+    /// complete samples when there are some.
+    pub fn max_footprint(&self) -> Option<u64> {
+        let plateau = self.chosen();
+        plateau.best.as_ref().map(|_| plateau.max_footprint)
+    }
+
+    pub fn samples(&self) -> usize {
+        self.samples
+    }
+
+    /// The snapshot at the peak footprint (or, if no sample could be read, the last one), and
+    /// every process's own peak, including processes that had exited by then.
+    pub fn finish(self) -> (Option<Snapshot>, HashMap<u32, Peak>) {
+        let best = self.complete.best.or(self.incomplete.best);
+        (best.map(|(_, _, snapshot)| snapshot).or(self.fallback), self.per_pid)
+    }
+}
+
+/// The highest footprint among some samples, and the one chosen on its plateau.
+#[derive(Debug, Default)]
+struct Plateau {
+    /// (footprint, rank, snapshot) of the chosen sample.
+    best: Option<(u64, Rank, Snapshot)>,
+    max_footprint: u64,
+}
+
+impl Plateau {
+    fn offer(&mut self, footprint: u64, rank: Rank, snapshot: Snapshot) {
         self.max_footprint = self.max_footprint.max(footprint);
         let floor = self.max_footprint as f64 * (1.0 - PLATEAU);
         let replace = match &self.best {
@@ -152,22 +190,6 @@ impl PeakTracker {
         if replace {
             self.best = Some((footprint, rank, snapshot));
         }
-        Some(footprint)
-    }
-
-    /// The highest footprint seen (the reported sample's is within `PLATEAU` of it).
-    pub fn max_footprint(&self) -> Option<u64> {
-        self.best.as_ref().map(|_| self.max_footprint)
-    }
-
-    pub fn samples(&self) -> usize {
-        self.samples
-    }
-
-    /// The snapshot at the peak footprint (or, if no sample could be read, the last one), and
-    /// every process's own peak, including processes that had exited by then.
-    pub fn finish(self) -> (Option<Snapshot>, HashMap<u32, Peak>) {
-        (self.best.map(|(_, _, snapshot)| snapshot).or(self.fallback), self.per_pid)
     }
 }
 
@@ -275,16 +297,24 @@ mod tests {
         torn.page_size = 4096;
         torn.processes[0].pages = pages(40 * 256);
         torn.processes[1].pages = pages(100 * 256);
-        // More RSS, but the second process exited after its rollup, before its pages.
-        let mut lost = snap(&[(1, 100 * mib, 50 * mib), (2, 104 * mib, 52 * mib)]);
+        // More RSS and a footprint 20 % higher (torn PSS: the second was read before the
+        // first exited), but the second process exited after its rollup, before its pages.
+        let mut lost = snap(&[(1, 100 * mib, 60 * mib), (2, 104 * mib, 60 * mib)]);
         lost.page_size = 4096;
         lost.processes[0].pages = pages(40 * 256);
         lost.processes[1].pages = Some(Err(Unreadable::Vanished("exited".into())));
         let mut tracker = PeakTracker::new();
         tracker.observe(torn);
         tracker.observe(lost);
+        assert_eq!(tracker.max_footprint(), Some(100 * mib), "the complete samples' highest");
         let best = tracker.finish().0.unwrap();
         assert!(best.processes[1].pages.as_ref().unwrap().is_ok(), "the complete one");
+        // Without a complete sample, the incomplete one is the peak.
+        let mut lost = snap(&[(1, 100 * mib, 60 * mib)]);
+        lost.processes[0].pages = Some(Err(Unreadable::Vanished("exited".into())));
+        let mut tracker = PeakTracker::new();
+        tracker.observe(lost);
+        assert!(tracker.finish().0.is_some());
     }
 
     #[test]

@@ -11,7 +11,13 @@ use memtree::report::{Format, Meta, Style, Target, write_report};
 fn render(reader: Reader) {
     let target = reader.header.target.clone();
     for sample in Samples::new(reader).take(4) {
-        let meta = Meta { target: target.clone(), run: None, source: "fuzz".into(), live: false };
+        let meta = Meta {
+            target: target.clone(),
+            run: None,
+            source: "fuzz".into(),
+            live: false,
+            recorded: None,
+        };
         let mut out = Vec::new();
         for format in [Format::Table, Format::Json] {
             write_report(&mut out, format, &sample.accounting, &meta, Style::default()).unwrap();

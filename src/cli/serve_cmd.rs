@@ -55,6 +55,7 @@ pub fn serve(args: ServeArgs) -> Result<i32> {
         exact_full_every: FULL_EVERY.max(args.exact_interval),
         // 0.9 %: the exporter's goal is 1 % of a core.
         session_budget: 110,
+        keep_moved_exact: true,
         walk_budget: 50,
     };
     let mut session =

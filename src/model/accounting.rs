@@ -423,8 +423,14 @@ impl Accounting {
 
     /// Puts the exact and duplication figures of an earlier accounting of the same target on
     /// this one, which did not compute its own (the costly passes run less often than the
-    /// cheap ones): per process by pid, per tree by root.
-    pub fn carry_exact_from(&mut self, earlier: &Accounting) {
+    /// cheap ones): per process by pid, per tree by root. Exact figures are carried only where
+    /// what they describe has not moved since, by the rollups ([`still`]): a tree that grew by
+    /// 100 MB since its exact pass is shown with its PSS estimate, not with the footprint it had
+    /// before (which a recording would keep as the figure of that moment). Duplicated content
+    /// and erosion are carried as they were, with the age the faces show. With `keep_moved`,
+    /// exact figures are carried whatever moved (the exporter's series keep their method).
+    pub fn carry_exact_from(&mut self, earlier: &Accounting, keep_moved: bool) {
+        let still = |moved: u64, base: u64| keep_moved || still(moved, base);
         let rows: HashMap<u32, &ProcessRow> = earlier.processes().map(|p| (p.pid, p)).collect();
         // A tree is its root's; a group of processes by name is that name's (looked up, not
         // searched: a whole machine is thousands of trees).
@@ -436,27 +442,62 @@ impl Accounting {
                 by_root.entry(t.root_pid).or_insert(t);
             }
         }
+        let moved = |row: &ProcessRow| match rows.get(&row.pid) {
+            Some(old) => moved_between(old, row),
+            None => rss_uss(row).0,
+        };
+        let mut all_moved = 0u64;
+        let mut now: HashSet<u32> = HashSet::new();
         for tree in &mut self.trees {
+            let mut tree_moved = 0u64;
             for row in &mut tree.processes {
+                now.insert(row.pid);
+                let m = moved(row);
+                tree_moved += m;
                 if let Some(old) = rows.get(&row.pid) {
-                    row.exact = old.exact.clone();
+                    if still(m, rss_uss(old).0) {
+                        row.exact = old.exact.clone();
+                    }
                     row.dedup = old.dedup.clone();
                     row.erosion = old.erosion.clone();
                 }
             }
+            all_moved += tree_moved;
             let old = if self.by_name {
                 by_name.get(tree.name.as_str())
             } else {
                 by_root.get(&tree.root_pid)
             };
             if let Some(old) = old {
-                if let Some(e) = old.totals.exact.clone() {
+                // The processes of the tree that went away moved by all they had (a tree whose
+                // members are the same, in the same order, lost none: most, every round).
+                let same = old.processes.len() == tree.processes.len()
+                    && old.processes.iter().zip(&tree.processes).all(|(a, b)| a.pid == b.pid);
+                if !same {
+                    let members: HashSet<u32> = tree.processes.iter().map(|p| p.pid).collect();
+                    tree_moved += old
+                        .processes
+                        .iter()
+                        .filter(|p| !members.contains(&p.pid))
+                        .map(|p| rss_uss(p).0)
+                        .sum::<u64>();
+                }
+                if let Some(e) = old.totals.exact.clone()
+                    && still(tree_moved, old.totals.footprint.unwrap_or(0))
+                {
                     tree.totals.set_exact(e);
                 }
                 tree.totals.dedup = old.totals.dedup.clone();
             }
         }
-        if let Some(e) = earlier.totals.exact.clone() {
+        all_moved += earlier
+            .processes()
+            .filter(|p| !now.contains(&p.pid))
+            .map(|p| rss_uss(p).0)
+            .sum::<u64>();
+        if let Some(e) = earlier.totals.exact.clone()
+            && still(all_moved, earlier.totals.footprint.unwrap_or(0))
+        {
             self.totals.set_exact(e);
         }
         self.totals.dedup = earlier.totals.dedup.clone();
@@ -470,6 +511,24 @@ impl Accounting {
             }
         }
     }
+}
+
+/// A process's RSS and USS by its rollup (0 where unread).
+fn rss_uss(row: &ProcessRow) -> (u64, u64) {
+    row.figures.as_ref().ok().map_or((0, 0), |f| (f.rss.unwrap_or(0), f.uss.unwrap_or(0)))
+}
+
+/// How far a process moved between two accountings, by its rollups: |ΔRSS| + |ΔUSS| (a
+/// copy-on-write moves USS and not RSS; a growth moves both).
+fn moved_between(then: &ProcessRow, now: &ProcessRow) -> u64 {
+    let ((rss0, uss0), (rss1, uss1)) = (rss_uss(then), rss_uss(now));
+    rss0.abs_diff(rss1) + uss0.abs_diff(uss1)
+}
+
+/// Whether exact figures of something of `base` bytes still describe it after it moved by
+/// `moved` bytes: within 2 % of it, or 1 MiB (allocator churn, a page table or two).
+fn still(moved: u64, base: u64) -> bool {
+    moved <= (base / 50).max(1 << 20)
 }
 
 /// Accounts a snapshot: per-process figures, trees, totals, mapping names.
@@ -1043,9 +1102,44 @@ mod tests {
         earlier.trees[0].totals.set_exact(Ok(exact.clone()));
         earlier.totals.set_exact(Ok(exact));
         let mut now = account(&snap, &Grouping::Roots(vec![10]));
-        now.carry_exact_from(&earlier);
+        now.carry_exact_from(&earlier, false);
         assert_eq!(now.totals.footprint, Some(50 * 1024), "the exact footprint, not the PSS one");
         assert_eq!(now.totals.overcount, Some(4.0));
         assert_eq!(now.trees[0].totals.exact_ok().map(|e| e.exclusive), Some(7));
+    }
+
+    #[test]
+    fn exact_figures_of_a_tree_that_moved_since_are_not_carried() {
+        let mib = 1024; // in KiB
+        let snap = snapshot(vec![sample(10, 1, 100 * mib, 60 * mib, 10), sample(11, 10, 10, 4, 1)]);
+        let mut earlier = account(&snap, &Grouping::Roots(vec![10]));
+        let exact = ExactTotals { footprint: 64 << 20, ..ExactTotals::default() };
+        earlier.trees[0].totals.set_exact(Ok(exact.clone()));
+        earlier.totals.set_exact(Ok(exact));
+        // The root grew by 100 MiB since: its tree's exact footprint is of another moment.
+        let grown =
+            snapshot(vec![sample(10, 1, 200 * mib, 160 * mib, 10), sample(11, 10, 10, 4, 1)]);
+        let mut now = account(&grown, &Grouping::Roots(vec![10]));
+        now.carry_exact_from(&earlier, false);
+        assert_eq!(now.totals.exact, None);
+        assert_eq!(now.totals.footprint_method, FootprintMethod::PssEstimate);
+        assert_eq!(now.trees[0].totals.footprint, Some((160 * mib + 4) * 1024), "PSS, of now");
+        // A worker that copied 30 MiB on write: its RSS is the same, its USS is not.
+        let copied =
+            snapshot(vec![sample(10, 1, 100 * mib, 60 * mib, 10), sample(11, 10, 10, 4, 30 * mib)]);
+        let mut now = account(&copied, &Grouping::Roots(vec![10]));
+        now.carry_exact_from(&earlier, false);
+        assert_eq!(now.totals.exact, None, "a copy-on-write moved it");
+        // Churn of a few hundred KiB: still the exact footprint.
+        let churn =
+            snapshot(vec![sample(10, 1, 100 * mib + 300, 60 * mib, 10), sample(11, 10, 10, 4, 1)]);
+        let mut now = account(&churn, &Grouping::Roots(vec![10]));
+        now.carry_exact_from(&earlier, false);
+        assert_eq!(now.totals.footprint, Some(64 << 20));
+        assert_eq!(now.trees[0].totals.footprint, Some(64 << 20));
+        // The exporter keeps the exact figures whatever moved.
+        let mut now = account(&grown, &Grouping::Roots(vec![10]));
+        now.carry_exact_from(&earlier, true);
+        assert_eq!(now.totals.footprint, Some(64 << 20));
     }
 }

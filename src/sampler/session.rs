@@ -74,6 +74,10 @@ pub struct Cadence {
     /// rest is little and the passes keep their 1 %; on a whole machine, where some process
     /// always moves and every round re-accounts thousands, they make room for it.
     pub session_budget: u32,
+    /// Carry the last exact figures even onto a tree that moved since by more than 2 % (the
+    /// exporter: a series keeps its `method` label, and its age is a series of its own); the
+    /// dashboard and recordings show the PSS estimate there instead ([`Accounting::carry_exact_from`]).
+    pub keep_moved_exact: bool,
     /// A process's rollup (a walk of its page tables under its mmap lock, during which it
     /// cannot map or unmap memory) is read again no sooner than this many times what its
     /// last read took, however often its statm moves: 50 keeps the stalls memtree causes
@@ -98,6 +102,7 @@ impl Cadence {
             exact_full_every: Duration::from_secs(300),
             // 1.8 %: the dashboard's goal is 2 % of a core.
             session_budget: 55,
+            keep_moved_exact: false,
             walk_budget: 50,
         }
     }
@@ -879,7 +884,7 @@ impl Session {
                 .collect();
             self.last_exact = Some((at, accounting.without_mappings()));
         } else if let Some((_, exact)) = &self.last_exact {
-            accounting.carry_exact_from(exact);
+            accounting.carry_exact_from(exact, cadence.keep_moved_exact);
         }
         // The samples go back to the cache, without the pages and contents of this round.
         for mut sample in snapshot.processes {

@@ -218,6 +218,7 @@ fn exact_figures_taken_mid_change_are_refreshed_once_the_tree_holds_still() {
         exact_budget: 1,
         exact_full_every: Duration::from_secs(3600),
         session_budget: 1,
+        keep_moved_exact: false,
         walk_budget: 1,
     };
     let options = SampleOptions { exact: true, ..SampleOptions::default() };

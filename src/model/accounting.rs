@@ -279,6 +279,15 @@ impl Totals {
         self.exact = Some(exact);
     }
 
+    /// Takes the exact figures of `earlier` (when `exact`: they still describe these totals)
+    /// and its duplicated content ([`Accounting::carry_exact_from`]).
+    fn carry_from(&mut self, earlier: &Totals, exact: bool) {
+        if exact && let Some(e) = earlier.exact.clone() {
+            self.set_exact(e);
+        }
+        self.dedup = earlier.dedup.clone();
+    }
+
     /// The exact figures when they were computed.
     pub fn exact_ok(&self) -> Option<&ExactTotals> {
         self.exact.as_ref()?.as_ref().ok()
@@ -446,15 +455,14 @@ impl Accounting {
             Some(old) => moved_between(old, row),
             None => rss_uss(row).0,
         };
-        let mut all_moved = 0u64;
-        let mut now: HashSet<u32> = HashSet::new();
+        let (mut all_moved, mut kept) = (0u64, 0usize);
         for tree in &mut self.trees {
             let mut tree_moved = 0u64;
             for row in &mut tree.processes {
-                now.insert(row.pid);
                 let m = moved(row);
                 tree_moved += m;
                 if let Some(old) = rows.get(&row.pid) {
+                    kept += 1;
                     if still(m, rss_uss(old).0) {
                         row.exact = old.exact.clone();
                     }
@@ -482,25 +490,21 @@ impl Accounting {
                         .map(|p| rss_uss(p).0)
                         .sum::<u64>();
                 }
-                if let Some(e) = old.totals.exact.clone()
-                    && still(tree_moved, old.totals.footprint.unwrap_or(0))
-                {
-                    tree.totals.set_exact(e);
-                }
-                tree.totals.dedup = old.totals.dedup.clone();
+                tree.totals
+                    .carry_from(&old.totals, still(tree_moved, old.totals.footprint.unwrap_or(0)));
             }
         }
-        all_moved += earlier
-            .processes()
-            .filter(|p| !now.contains(&p.pid))
-            .map(|p| rss_uss(p).0)
-            .sum::<u64>();
-        if let Some(e) = earlier.totals.exact.clone()
-            && still(all_moved, earlier.totals.footprint.unwrap_or(0))
-        {
-            self.totals.set_exact(e);
+        // The processes that went away (none, when every earlier one was found again).
+        if kept < rows.len() {
+            let now: HashSet<u32> = self.processes().map(|p| p.pid).collect();
+            all_moved += earlier
+                .processes()
+                .filter(|p| !now.contains(&p.pid))
+                .map(|p| rss_uss(p).0)
+                .sum::<u64>();
         }
-        self.totals.dedup = earlier.totals.dedup.clone();
+        let carry = still(all_moved, earlier.totals.footprint.unwrap_or(0));
+        self.totals.carry_from(&earlier.totals, carry);
     }
 
     /// Sets each process's own peak (from a run's history).

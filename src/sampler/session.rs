@@ -458,7 +458,7 @@ impl Session {
         let mut read: HashMap<u32, Read> =
             rest.into_iter().chain(early).map(|r| (r.0.pid, r)).collect();
         let read: Vec<Read> = processes.iter().filter_map(|info| read.remove(&info.pid)).collect();
-        let snapshot = self.assemble(reading, read, self.options);
+        let snapshot = self.assemble(reading, read);
         let grouping = self.grouping(&snapshot);
         Ok(Sample { snapshot, grouping, target_gone })
     }
@@ -495,7 +495,7 @@ impl Session {
     fn read_all_with(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
         let reading = self.reading(options);
         let read: Vec<Read> = infos.par_iter().map(|info| self.read_one(&reading, info)).collect();
-        self.assemble(reading, read, options)
+        self.assemble(reading, read)
     }
 
     /// What a pass reads with `options`: each process's pages right after its rollup, in the
@@ -533,7 +533,8 @@ impl Session {
 
     /// The snapshot of a pass's processes, with the frame table their claims make and the
     /// costly passes that need every process read.
-    fn assemble(&self, reading: Reading, read: Vec<Read>, options: SampleOptions) -> Snapshot {
+    fn assemble(&self, reading: Reading, read: Vec<Read>) -> Snapshot {
+        let options = reading.options;
         let (processes, claimed): (Vec<ProcessSample>, Vec<_>) = read.into_iter().unzip();
         let mut snapshot = self.snapshot_of(processes);
         // The claims hold only while no huge page must be split (one that another process maps
@@ -799,15 +800,19 @@ impl Session {
         }
         self.changed_since_exact |= changed;
         let moved = self.changed_since_exact;
-        let rest = self.since_exact.map_or(0.0, |(when, cpu)| {
-            let wall = at.duration_since(when).as_secs_f64();
-            if wall < 1.0 { 0.0 } else { cpu_time().saturating_sub(cpu).as_secs_f64() / wall }
-        });
-        let spacing =
-            cadence.exact_every.max(self.last_exact_cost.div_f64(cadence.exact_share(rest)));
+        // What the rest of the session took of a core since the last pass (read only when a
+        // pass could be due).
+        let rest = || {
+            self.since_exact.map_or(0.0, |(when, cpu)| {
+                let wall = at.duration_since(when).as_secs_f64();
+                if wall < 1.0 { 0.0 } else { cpu_time().saturating_sub(cpu).as_secs_f64() / wall }
+            })
+        };
         let exact_due = (self.options.exact || self.options.dedup)
             && self.last_exact.as_ref().is_none_or(|(when, _)| {
                 let age = at.duration_since(*when);
+                let share = cadence.exact_share(rest());
+                let spacing = cadence.exact_every.max(self.last_exact_cost.div_f64(share));
                 // The budget holds even for the periodic refresh (a 200 GB process is not
                 // walked every five minutes if a walk takes 4 s).
                 age >= spacing && (moved || age >= cadence.exact_full_every)

@@ -547,20 +547,39 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
     // Asked of the snapshot once, not once per tree (a whole machine is thousands of trees).
     let contents = snapshot.processes.iter().any(|p| p.content.is_some());
     let pages = snapshot.processes.iter().any(|p| p.pages.is_some());
+    // Each entry's frame, looked up once for every tree, the machine and the erosion.
+    let frames: Frames = match &snapshot.pfn_table {
+        Some(Ok(table)) => snapshot
+            .processes
+            .par_iter()
+            .filter_map(|p| {
+                Some((p.pid, exact::frames_of(p.pages.as_ref()?.as_ref().ok()?, table)))
+            })
+            .collect(),
+        _ => HashMap::new(),
+    };
     let mut trees: Vec<Tree> = groups
         .into_iter()
         .map(|(root, mut processes)| {
             let mut totals = Totals::of(processes.iter().map(|p| &p.figures));
             if let Some(table) = &snapshot.pfn_table {
                 let page_size = snapshot.page_size;
-                let exact = account_exact(&mut processes, &by_pid, table, page_size, &mut ws, true);
+                let exact = account_exact(
+                    &mut processes,
+                    &by_pid,
+                    &frames,
+                    table,
+                    page_size,
+                    &mut ws,
+                    true,
+                );
                 totals.set_exact(exact);
             }
             if contents {
                 totals.dedup = Some(account_dedup(&mut processes, &by_pid));
             }
             if pages {
-                account_erosion(&mut processes, &by_pid, snapshot);
+                account_erosion(&mut processes, &by_pid, &frames, snapshot);
             }
             let mappings_by_name = group_by_name(&processes);
             Tree {
@@ -583,7 +602,7 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
         } else {
             // Every tree together, without pairs (see `exact::exact`).
             let mut all: Vec<ProcessRow> = trees.iter().flat_map(|t| t.processes.clone()).collect();
-            account_exact(&mut all, &by_pid, table, snapshot.page_size, &mut ws, false)
+            account_exact(&mut all, &by_pid, &frames, table, snapshot.page_size, &mut ws, false)
         };
         totals.set_exact(exact);
     }
@@ -595,6 +614,7 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
             account_dedup(&mut all, &by_pid)
         });
     }
+    rayon::spawn(move || drop(frames));
     let all_rows: Vec<&ProcessRow> = trees.iter().flat_map(|t| &t.processes).collect();
     let mappings_by_name = group_by_name_refs(&all_rows);
     Accounting {
@@ -731,9 +751,13 @@ fn name_groups(
 }
 
 /// The exact figures of the processes in `rows`, each row given its own.
+/// Each process's entries' frames ([`exact::frames_of`]), by pid.
+type Frames = HashMap<u32, Vec<u32>>;
+
 fn account_exact(
     rows: &mut [ProcessRow],
     by_pid: &HashMap<u32, &ProcessSample>,
+    frames: &Frames,
     table: &Result<PfnTable, Unreadable>,
     page_size: u64,
     ws: &mut Workspace,
@@ -750,13 +774,15 @@ fn account_exact(
     };
     let mut readable = Vec::new();
     for (index, row) in rows.iter().enumerate() {
-        if let Some(Ok(pages)) = by_pid.get(&row.pid).and_then(|p| p.pages.as_ref()) {
-            readable.push((index, row.pid, pages));
+        if let Some(Ok(pages)) = by_pid.get(&row.pid).and_then(|p| p.pages.as_ref())
+            && let Some(frames) = frames.get(&row.pid)
+        {
+            readable.push((index, row.pid, pages, frames.as_slice()));
         }
     }
-    let input: Vec<(u32, &PagesRaw)> =
-        readable.iter().map(|(_, pid, pages)| (*pid, *pages)).collect();
-    let (totals, per) = exact::exact(&input, table, page_size, ws, want_pairs);
+    let input: Vec<(u32, &PagesRaw, &[u32])> =
+        readable.iter().map(|&(_, pid, pages, frames)| (pid, pages, frames)).collect();
+    let (totals, per) = exact::exact_framed(&input, table, page_size, ws, want_pairs);
     for row in rows.iter_mut() {
         let sample = by_pid.get(&row.pid).and_then(|p| p.pages.as_ref());
         row.exact = Some(match sample {
@@ -764,7 +790,7 @@ fn account_exact(
             _ => Err(Unreadable::Vanished("exited before its pages were read".into())),
         });
     }
-    for ((index, _, _), figures) in readable.iter().zip(per) {
+    for ((index, _, _, _), figures) in readable.iter().zip(per) {
         rows[*index].exact = Some(Ok(figures));
     }
     // No process's pages could be read (pid 1 refused even to root, a zombie): the tree has
@@ -833,6 +859,7 @@ fn account_dedup(
 fn account_erosion(
     rows: &mut [ProcessRow],
     by_pid: &HashMap<u32, &ProcessSample>,
+    frames_by_pid: &Frames,
     snapshot: &Snapshot,
 ) {
     let in_rows: HashSet<u32> = rows.iter().map(|r| r.pid).collect();
@@ -847,11 +874,13 @@ fn account_erosion(
         }
     }
     let table = snapshot.pfn_table.as_ref().and_then(|t| t.as_ref().ok());
-    let pages_of = |pid: u32| -> Result<(&PagesRaw, bool), Unreadable> {
+    // The pages, and their frames where there are some.
+    let pages_of = |pid: u32| -> Result<(&PagesRaw, Option<&[u32]>), Unreadable> {
         let sample = by_pid.get(&pid).ok_or_else(|| Unreadable::Vanished("not read".into()))?;
+        let frames = frames_by_pid.get(&pid).map(Vec::as_slice);
         match (&sample.pages, &sample.unframed) {
-            (Some(Ok(pages)), _) if table.is_some() => Ok((pages, true)),
-            (_, Some(Ok(pages))) => Ok((pages, false)),
+            (Some(Ok(pages)), _) if frames.is_some() => Ok((pages, frames)),
+            (_, Some(Ok(pages))) => Ok((pages, None)),
             (_, Some(Err(reason))) | (Some(Err(reason)), None) => Err(reason.clone()),
             (Some(Ok(_)), None) => match &snapshot.pfn_table {
                 Some(Err(reason)) => Err(reason.clone()),
@@ -866,8 +895,8 @@ fn account_erosion(
         .par_iter()
         .map_init(ParentFrames::default, |frames, (parent, workers)| {
             let parent_pages = pages_of(*parent);
-            if let (Ok((pages, true)), Some(table)) = (&parent_pages, table) {
-                frames.fill(pages, table);
+            if let (Ok((_, Some(parent_frames))), Some(table)) = (&parent_pages, table) {
+                frames.fill_framed(parent_frames, table);
             }
             let frames = &*frames;
             // One parent's workers in parallel too: a prefork server is one parent of them all.
@@ -878,14 +907,16 @@ fn account_erosion(
                     let erosion = match (pages_of(pid), &parent_pages) {
                         (Err(reason), _) => Err(reason),
                         (_, Err(reason)) => Err(reason.about(&format!("its parent {parent}"))),
-                        (Ok((worker, true)), Ok((of_parent, true))) => Ok(erosion::exact(
-                            *parent,
-                            worker,
-                            of_parent,
-                            frames,
-                            table.expect("framed pages have a table"),
-                            page_size,
-                        )),
+                        (Ok((worker, Some(w))), Ok((of_parent, Some(p)))) => {
+                            Ok(erosion::exact_framed(
+                                *parent,
+                                (worker, w),
+                                (of_parent, p),
+                                frames,
+                                table.expect("framed pages have a table"),
+                                page_size,
+                            ))
+                        }
                         (Ok((worker, _)), Ok((of_parent, _))) => {
                             Ok(erosion::estimate(*parent, worker, of_parent, page_size))
                         }

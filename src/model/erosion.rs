@@ -20,6 +20,7 @@
 
 use std::collections::HashMap;
 
+use super::exact::{NO_FRAME, frames_of};
 use super::snapshot::{PageEntry, PagesRaw, PfnTable, pagemap_bits};
 
 /// Mapping names kept per worker, for where its copies are.
@@ -48,20 +49,30 @@ pub struct Erosion {
 #[derive(Debug, Default)]
 pub struct ParentFrames {
     bits: Vec<u64>,
-    set: Vec<usize>,
+    /// The words of `bits` set (a few per thousand frames, where a list of the frames would
+    /// be megabytes to fault in).
+    touched: Vec<u32>,
 }
 
 impl ParentFrames {
     /// Marks the frames of `parent`.
     pub fn fill(&mut self, parent: &PagesRaw, table: &PfnTable) {
+        self.fill_framed(&frames_of(parent, table), table);
+    }
+
+    /// Marks the frames of a parent whose entries' frames are `frames` ([`frames_of`]).
+    pub fn fill_framed(&mut self, frames: &[u32], table: &PfnTable) {
         self.clear();
         let words = table.len().div_ceil(64);
         if self.bits.len() < words {
             self.bits.resize(words, 0);
         }
-        for index in parent.entries.iter().filter_map(|e| table.index(e.pfn()?)) {
-            self.bits[index / 64] |= 1 << (index % 64);
-            self.set.push(index);
+        for index in frames.iter().filter(|&&f| f != NO_FRAME).map(|&f| f as usize) {
+            let word = &mut self.bits[index / 64];
+            if *word == 0 {
+                self.touched.push((index / 64) as u32);
+            }
+            *word |= 1 << (index % 64);
         }
     }
 
@@ -70,8 +81,8 @@ impl ParentFrames {
     }
 
     fn clear(&mut self) {
-        for index in self.set.drain(..) {
-            self.bits[index / 64] = 0;
+        for word in self.touched.drain(..) {
+            self.bits[word as usize] = 0;
         }
     }
 }
@@ -95,13 +106,13 @@ fn exclusive(entry: &PageEntry) -> bool {
 
 /// The parent's resident entries over `[start, end)`, walked from `*from` (entries in address
 /// order, so each worker's walk over its parent is one pass): calls `each` with every overlap's
-/// bytes and the parent's entry.
+/// bytes and the parent's entry's index.
 fn overlaps(
     parent: &[PageEntry],
     from: &mut usize,
     (start, stop): (u64, u64),
     page_size: u64,
-    mut each: impl FnMut(u64, &PageEntry),
+    mut each: impl FnMut(u64, usize),
 ) {
     while *from < parent.len() && end(&parent[*from], page_size) <= start {
         *from += 1;
@@ -111,7 +122,7 @@ fn overlaps(
         let p = &parent[k];
         if present(p) {
             let bytes = end(p, page_size).min(stop) - p.vaddr().max(start);
-            each(bytes, p);
+            each(bytes, k);
         }
         k += 1;
     }
@@ -134,17 +145,32 @@ pub fn exact(
     table: &PfnTable,
     page_size: u64,
 ) -> Erosion {
+    let (of_worker, of_parent) = (frames_of(worker, table), frames_of(parent, table));
+    exact_framed(parent_pid, (worker, &of_worker), (parent, &of_parent), frames, table, page_size)
+}
+
+/// [`exact`] with each entry's frame looked up already ([`frames_of`]), for the worker's pages
+/// and the parent's.
+pub fn exact_framed(
+    parent_pid: u32,
+    (worker, worker_frames): (&PagesRaw, &[u32]),
+    (parent, parent_frames): (&PagesRaw, &[u32]),
+    frames: &ParentFrames,
+    table: &PfnTable,
+    page_size: u64,
+) -> Erosion {
     let mut out = Erosion { parent: parent_pid, ..Erosion::default() };
     let mut names: HashMap<&str, u64> = HashMap::new();
     let mut from = 0usize;
     for (mapping, range) in worker.mappings.iter().zip(&worker.ranges) {
-        for entry in &worker.entries[range.start as usize..range.end as usize] {
+        let range = range.start as usize..range.end as usize;
+        for (entry, &index) in worker.entries[range.clone()].iter().zip(&worker_frames[range]) {
             // A counted frame: not swapped, not the zero page, not device memory.
-            let Some(index) = entry.pfn().and_then(|pfn| table.index(pfn)) else { continue };
-            let mapcount = table.mapcount[index];
-            if mapcount == 0 {
+            if index == NO_FRAME {
                 continue;
             }
+            let index = index as usize;
+            let mapcount = table.mapcount[index];
             if frames.contains(index) {
                 out.shared_with_parent += entry.bytes(page_size);
                 if anonymous(entry) {
@@ -159,11 +185,8 @@ pub fn exact(
             let span = (entry.vaddr(), end(entry, page_size));
             // Only where the parent holds memory: its zero page (what it read and never wrote)
             // was never shared memory, so a worker's page over it is no copy.
-            let counted = |p: &PageEntry| {
-                p.pfn().and_then(|f| table.index(f)).is_some_and(|i| table.mapcount[i] > 0)
-            };
-            overlaps(&parent.entries, &mut from, span, page_size, |bytes, p| {
-                if counted(p) {
+            overlaps(&parent.entries, &mut from, span, page_size, |bytes, k| {
+                if parent_frames[k] != NO_FRAME {
                     differs += bytes;
                 }
             });
@@ -199,8 +222,8 @@ pub fn estimate(parent_pid: u32, worker: &PagesRaw, parent: &PagesRaw, page_size
             }
             let span = (entry.vaddr(), end(entry, page_size));
             let (mut shared, mut copied, mut diverged) = (0u64, 0u64, 0u64);
-            overlaps(&parent.entries, &mut from, span, page_size, |bytes, p| {
-                match (exclusive(entry), exclusive(p)) {
+            overlaps(&parent.entries, &mut from, span, page_size, |bytes, k| {
+                match (exclusive(entry), exclusive(&parent.entries[k])) {
                     (false, false) => shared += bytes,
                     (true, _) if anonymous(entry) => copied += bytes,
                     (false, true) if anonymous(entry) => diverged += bytes,

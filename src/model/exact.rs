@@ -167,11 +167,12 @@ impl Sets {
 
     /// The set `from` plus `process`, which is at least its highest member.
     fn add(&mut self, from: u32, process: u32) -> u32 {
-        if self.sets[from as usize].1 == process {
-            return from;
-        }
+        // The cache first: it needs no load that depends on `from`.
         if self.last.0 == from && self.last.1 == process {
             return self.last.2;
+        }
+        if self.sets[from as usize].1 == process {
+            return from;
         }
         let size = self.sets[from as usize].2 + 1;
         let sets = &mut self.sets;
@@ -199,32 +200,102 @@ impl Sets {
     }
 }
 
-/// The dense index of a present entry's frame, if it is memory the kernel counts: a kpagecount
-/// of 0 is the shared zero page (and any other frame mapped without a page count, as by
-/// `VM_PFNMAP` drivers, or freed since the page walk), which Rss does not count either.
-#[inline]
-fn frame_of(entry: &PageEntry, table: &PfnTable) -> Option<usize> {
-    let index = table.index(entry.pfn()?)?;
-    (table.mapcount[index] != 0).then_some(index)
+/// An entry that is not a counted frame (swapped, the zero page).
+pub const NO_FRAME: u32 = u32::MAX;
+
+/// Each entry's counted frame as its dense index in `table`, [`NO_FRAME`] where there is none:
+/// looked up once per snapshot, for the exact figures of every tree and the erosion of every
+/// worker. A kpagecount of 0 is not counted memory: the shared zero page (and any other frame
+/// mapped without a page count, as by `VM_PFNMAP` drivers, or freed since the page walk), which
+/// Rss does not count either.
+pub fn frames_of(pages: &PagesRaw, table: &PfnTable) -> Vec<u32> {
+    let mut last = None;
+    let mut frame = |e: &PageEntry| {
+        let index = table.index_after(e.pfn()?, &mut last)?;
+        (table.mapcount[index] != 0).then_some(index as u32)
+    };
+    pages.entries.iter().map(|e| frame(e).unwrap_or(NO_FRAME)).collect()
 }
 
-/// An entry that is not a counted frame (swapped, the zero page).
-const NO_FRAME: u32 = u32::MAX;
+/// A tree with at least this many entries has its frames counted in parts, one per core.
+const PARALLEL_ENTRIES: usize = 1 << 16;
+
+/// What one part of pass 3 counted.
+struct Counted<'a> {
+    resident: u64,
+    exclusive: u64,
+    thp: u64,
+    ksm: u64,
+    /// Bytes by the number of the tree's processes mapping them.
+    histogram: Vec<u64>,
+    /// `(bytes, of which mapped outside the tree too)` by set.
+    set_bytes: Vec<(u64, u64)>,
+    set_names: HashMap<(u32, &'a str), u64>,
+}
+
+impl Counted<'_> {
+    fn new(processes: usize, sets: usize) -> Self {
+        Counted {
+            resident: 0,
+            exclusive: 0,
+            thp: 0,
+            ksm: 0,
+            histogram: vec![0; processes + 1],
+            set_bytes: vec![(0, 0); sets],
+            set_names: HashMap::new(),
+        }
+    }
+}
+
+/// The workspace's counters cut at `bounds` (dense indices): one `(first index, occurrences,
+/// sets)` per part.
+fn split_parts<'w>(
+    mut occurrences: &'w mut [u16],
+    mut set: &'w mut [u32],
+    bounds: &[usize],
+) -> Vec<(usize, &'w mut [u16], &'w mut [u32])> {
+    let mut parts = Vec::with_capacity(bounds.len());
+    for pair in bounds.windows(2) {
+        let (o, o_rest) = occurrences.split_at_mut(pair[1] - pair[0]);
+        let (s, s_rest) = set.split_at_mut(pair[1] - pair[0]);
+        parts.push((pair[0], o, s));
+        (occurrences, set) = (o_rest, s_rest);
+    }
+    parts
+}
 
 /// One process's share of the per-name figures: name → `(private, in tree, outside)`, the
 /// fractional bytes of frames mapped several times under the name split evenly.
 type NameShares<'a> = HashMap<&'a str, (f64, f64, f64)>;
 
-/// Computes the exact figures of the tree made of `processes` (pid, pages), in tree order.
-/// `want_groups` false skips the sharing groups and pairs (for every tree of the machine
-/// together, where the groups of each tree are already known).
-///
-/// Each entry's frame is looked up once (in parallel); pass 1 counts, per frame, the tree's
-/// mappings and its set of processes; pass 2 (in parallel, read-only) gives each process its
-/// figures and its share per mapping name; pass 3 counts each distinct frame once, into its
-/// set's group, and resets the workspace.
+/// Computes the exact figures of the tree made of `processes` (pid, pages), in tree order,
+/// looking up each entry's frame itself (see [`exact_framed`]).
 pub fn exact(
     processes: &[(u32, &PagesRaw)],
+    table: &PfnTable,
+    page_size: u64,
+    ws: &mut Workspace,
+    want_groups: bool,
+) -> (ExactTotals, Vec<ExactProcess>) {
+    let frames: Vec<Vec<u32>> =
+        processes.par_iter().map(|(_, pages)| frames_of(pages, table)).collect();
+    let framed: Vec<(u32, &PagesRaw, &[u32])> = processes
+        .iter()
+        .zip(&frames)
+        .map(|((pid, pages), f)| (*pid, *pages, f.as_slice()))
+        .collect();
+    exact_framed(&framed, table, page_size, ws, want_groups)
+}
+
+/// Computes the exact figures of the tree made of `processes` (pid, pages, each entry's frame
+/// by [`frames_of`]), in tree order. `want_groups` false skips the sharing groups and pairs
+/// (for every tree of the machine together, where the groups of each tree are already known).
+///
+/// Pass 1 counts, per frame, the tree's mappings and its set of processes; pass 2 (in
+/// parallel, read-only) gives each process its figures and its share per mapping name; pass 3
+/// counts each distinct frame once, into its set's group, and resets the workspace.
+pub fn exact_framed<'a>(
+    processes: &[(u32, &'a PagesRaw, &[u32])],
     table: &PfnTable,
     page_size: u64,
     ws: &mut Workspace,
@@ -234,24 +305,11 @@ pub fn exact(
     let mut totals = ExactTotals::default();
     let mut swap_entries = HashSet::new();
     let mut per_process = vec![ExactProcess::default(); processes.len()];
-    let mut sets = Sets::new();
 
-    let frames: Vec<Vec<u32>> = processes
-        .par_iter()
-        .map(|(_, pages)| {
-            let frame = |e: &PageEntry| frame_of(e, table).map_or(NO_FRAME, |i| i as u32);
-            pages.entries.iter().map(frame).collect()
-        })
-        .collect();
-
-    // Pass 1: count the tree's mappings of each frame and the set of processes mapping it.
-    for (index, ((_, pages), frames)) in processes.iter().zip(&frames).enumerate() {
-        for (entry, &frame) in pages.entries.iter().zip(frames) {
-            if frame != NO_FRAME {
-                let frame = frame as usize;
-                ws.occurrences[frame] = ws.occurrences[frame].saturating_add(1);
-                ws.set[frame] = sets.add(ws.set[frame], index as u32);
-            } else if let Some(swap) = entry.swap_entry() {
+    // Swapped entries and the zero page: no frame to count.
+    for (index, &(_, pages, frames)) in processes.iter().enumerate() {
+        for (entry, _) in pages.entries.iter().zip(frames).filter(|(_, f)| **f == NO_FRAME) {
+            if let Some(swap) = entry.swap_entry() {
                 swap_entries.insert(swap);
                 per_process[index].swap += entry.bytes(page_size);
             } else if entry.pfn().is_some() {
@@ -260,14 +318,56 @@ pub fn exact(
         }
     }
 
+    // Passes 1 and 3 count per frame, so a large tree's frames are split in parts by dense
+    // index, one per core: each part reads every entry and counts the frames of its own range.
+    let entries: usize = processes.iter().map(|(_, pages, _)| pages.entries.len()).sum();
+    let parts =
+        if entries >= PARALLEL_ENTRIES { rayon::current_num_threads().clamp(1, 8) } else { 1 };
+    let bounds: Vec<usize> = (0..=parts).map(|k| table.len() * k / parts).collect();
+    let mut slices =
+        split_parts(&mut ws.occurrences[..table.len()], &mut ws.set[..table.len()], &bounds);
+
+    // Pass 1: count the tree's mappings of each frame and the set of processes mapping it.
+    let part_sets: Vec<Sets> = slices
+        .par_iter_mut()
+        .map(|(low, occurrences, set)| {
+            let (low, high) = (*low, *low + occurrences.len());
+            let mut sets = Sets::new();
+            for (index, &(_, _, frames)) in processes.iter().enumerate() {
+                for &frame in frames {
+                    let frame = frame as usize;
+                    if frame < low || frame >= high {
+                        continue; // another part's, or NO_FRAME
+                    }
+                    let at = frame - low;
+                    occurrences[at] = occurrences[at].saturating_add(1);
+                    set[at] = sets.add(set[at], index as u32);
+                }
+            }
+            sets
+        })
+        .collect();
+    // One interner for every part's sets: the first part's, the others' mapped into it.
+    let mut parts_sets = part_sets.into_iter();
+    let mut sets = parts_sets.next().unwrap_or_else(Sets::new);
+    let remaps: Vec<Vec<u32>> = std::iter::once(Vec::new())
+        .chain(parts_sets.map(|part| {
+            let mut remap = vec![0u32; part.sets.len()];
+            for (id, &(parent, process, _)) in part.sets.iter().enumerate().skip(1) {
+                remap[id] = sets.add(remap[parent as usize], process);
+            }
+            remap
+        }))
+        .collect();
+
     // Pass 2: per process PSS/USS/shared and its share of each mapping name.
-    let ws_ref = &*ws;
+    drop(slices);
+    let occurrences = &ws.occurrences;
     let shares: Vec<(ExactProcess, NameShares)> = processes
         .par_iter()
-        .zip(&frames)
         .zip(per_process)
-        .map(|(((_, pages), frames), me)| {
-            process_figures(pages, frames, table, ws_ref, page_size, me)
+        .map(|(&(_, pages, frames), me)| {
+            process_figures(pages, frames, table, occurrences, page_size, me)
         })
         .collect();
     // Per name: the processes mapping it and the summed shares.
@@ -285,56 +385,88 @@ pub fn exact(
     }
 
     // Pass 3: each distinct frame once (the first entry that finds its set), into its set's
-    // bytes and, for sets of two or more, the bytes per (set, mapping name); then reset.
+    // bytes and, for sets of two or more, the bytes per (set, mapping name); then reset. Each
+    // part counts its own frames; the parts' counts are added up.
+    let set_count = sets.sets.len();
+    let sets_ref = &sets;
+    let mut slices =
+        split_parts(&mut ws.occurrences[..table.len()], &mut ws.set[..table.len()], &bounds);
+    let counted: Vec<Counted> = slices
+        .par_iter_mut()
+        .zip(&remaps)
+        .map(|((low, occurrences, set), remap)| {
+            let (low, high) = (*low, *low + occurrences.len());
+            let mut c = Counted::new(processes.len(), set_count);
+            for &(_, pages, frames) in processes {
+                for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
+                    let range = range.start as usize..range.end as usize;
+                    // Neighbouring frames are mostly in one set: (set, bytes) added up per run.
+                    let mut run = (0u32, 0u64);
+                    let flush = |c: &mut Counted<'a>, run: (u32, u64)| {
+                        if run.0 != 0 && sets_ref.size(run.0) >= 2 {
+                            *c.set_names.entry((run.0, mapping.name())).or_default() += run.1;
+                        }
+                    };
+                    for (entry, &frame) in pages.entries[range.clone()].iter().zip(&frames[range]) {
+                        let frame = frame as usize;
+                        if frame < low || frame >= high {
+                            continue; // another part's, or NO_FRAME
+                        }
+                        let at = frame - low;
+                        let local = set[at];
+                        if local == 0 {
+                            continue; // counted already
+                        }
+                        let set_id = if remap.is_empty() { local } else { remap[local as usize] };
+                        let bytes = entry.bytes(page_size);
+                        let exclusive = u32::from(occurrences[at]) >= table.mapcount[frame];
+                        c.set_bytes[set_id as usize].0 += bytes;
+                        if !exclusive {
+                            c.set_bytes[set_id as usize].1 += bytes;
+                        }
+                        c.resident += bytes;
+                        c.histogram[sets_ref.size(set_id) as usize] += bytes;
+                        if exclusive {
+                            c.exclusive += bytes;
+                        }
+                        if entry.order() > 0 {
+                            c.thp += bytes;
+                        }
+                        if table.flags.get(frame).is_some_and(|f| f & page_flags::KSM != 0) {
+                            c.ksm += bytes;
+                        }
+                        if run.0 != set_id {
+                            flush(&mut c, run);
+                            run = (set_id, 0);
+                        }
+                        run.1 += bytes;
+                        set[at] = 0;
+                        occurrences[at] = 0;
+                    }
+                    flush(&mut c, run);
+                }
+            }
+            c
+        })
+        .collect();
     let mut histogram = vec![0u64; processes.len() + 1];
-    let mut set_bytes = vec![(0u64, 0u64); sets.sets.len()];
+    let mut set_bytes = vec![(0u64, 0u64); set_count];
     let mut set_names: HashMap<(u32, &str), u64> = HashMap::new();
     let mut ksm = 0u64;
-    for ((_, pages), frames) in processes.iter().zip(&frames) {
-        for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
-            let range = range.start as usize..range.end as usize;
-            // Neighbouring frames are mostly in one set: (set, bytes) added up per run.
-            let mut run = (0u32, 0u64);
-            let mut flush = |run: (u32, u64)| {
-                if run.0 != 0 && sets.size(run.0) >= 2 {
-                    *set_names.entry((run.0, mapping.name())).or_default() += run.1;
-                }
-            };
-            for (entry, &frame) in pages.entries[range.clone()].iter().zip(&frames[range]) {
-                if frame == NO_FRAME {
-                    continue;
-                }
-                let frame = frame as usize;
-                let set = ws.set[frame];
-                if set == 0 {
-                    continue; // counted already
-                }
-                let bytes = entry.bytes(page_size);
-                let exclusive = u32::from(ws.occurrences[frame]) >= table.mapcount[frame];
-                set_bytes[set as usize].0 += bytes;
-                if !exclusive {
-                    set_bytes[set as usize].1 += bytes;
-                }
-                totals.resident += bytes;
-                histogram[sets.size(set) as usize] += bytes;
-                if exclusive {
-                    totals.exclusive += bytes;
-                }
-                if entry.order() > 0 {
-                    totals.thp += bytes;
-                }
-                if table.flags.get(frame).is_some_and(|f| f & page_flags::KSM != 0) {
-                    ksm += bytes;
-                }
-                if run.0 != set {
-                    flush(run);
-                    run = (set, 0);
-                }
-                run.1 += bytes;
-                ws.set[frame] = 0;
-                ws.occurrences[frame] = 0;
-            }
-            flush(run);
+    for c in counted {
+        totals.resident += c.resident;
+        totals.exclusive += c.exclusive;
+        totals.thp += c.thp;
+        ksm += c.ksm;
+        for (sum, part) in histogram.iter_mut().zip(c.histogram) {
+            *sum += part;
+        }
+        for (sum, part) in set_bytes.iter_mut().zip(c.set_bytes) {
+            sum.0 += part.0;
+            sum.1 += part.1;
+        }
+        for (key, bytes) in c.set_names {
+            *set_names.entry(key).or_default() += bytes;
         }
     }
 
@@ -370,7 +502,7 @@ fn process_figures<'a>(
     pages: &'a PagesRaw,
     frames: &[u32],
     table: &PfnTable,
-    ws: &Workspace,
+    occurrences: &[u16],
     page_size: u64,
     mut me: ExactProcess,
 ) -> (ExactProcess, NameShares<'a>) {
@@ -381,16 +513,17 @@ fn process_figures<'a>(
     let mut last_counts = (0u32, 0u32);
     let (mut pss_step, mut share) = (0u64, 0f64);
     for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
-        let name = mapping.name();
-        let slot = shares.entry(name).or_default();
         let range = range.start as usize..range.end as usize;
+        // Added up here and into the name's slot once: a running sum kept in the map's slot
+        // waits on its own store every page.
+        let (mut private, mut in_tree, mut outside) = (0f64, 0f64, 0f64);
         for (entry, &frame) in pages.entries[range.clone()].iter().zip(&frames[range]) {
             if frame == NO_FRAME {
                 continue;
             }
             let frame = frame as usize;
             let mapcount = table.mapcount[frame];
-            let occurrences = u32::from(ws.occurrences[frame].max(1));
+            let occurrences = u32::from(occurrences[frame].max(1));
             if last_counts != (mapcount, occurrences) {
                 last_counts = (mapcount, occurrences);
                 pss_step = (page_size << 12) / u64::from(mapcount);
@@ -404,15 +537,19 @@ fn process_figures<'a>(
             let part = share * pages_in as f64;
             if mapcount == 1 {
                 me.uss += bytes;
-                slot.0 += part;
+                private += part;
             } else if occurrences >= mapcount {
                 me.shared_in_tree += bytes;
-                slot.1 += part;
+                in_tree += part;
             } else {
                 me.shared_outside += bytes;
-                slot.2 += part;
+                outside += part;
             }
         }
+        let slot = shares.entry(mapping.name()).or_default();
+        slot.0 += private;
+        slot.1 += in_tree;
+        slot.2 += outside;
     }
     me.pss = pss_fixed >> 12;
     (me, shares)
@@ -424,7 +561,7 @@ fn groups(
     sets: &Sets,
     set_bytes: &[(u64, u64)],
     set_names: HashMap<(u32, &str), u64>,
-    processes: &[(u32, &PagesRaw)],
+    processes: &[(u32, &PagesRaw, &[u32])],
 ) -> Vec<SharingGroup> {
     let mut names: HashMap<u32, Vec<(String, u64)>> = HashMap::new();
     for ((set, name), bytes) in set_names {

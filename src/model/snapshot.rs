@@ -270,6 +270,24 @@ impl PfnTable {
         self.mapcount.is_empty()
     }
 
+    /// The dense index of `pfn` where `last` was the previous lookup's `(pfn, index)`: the next
+    /// frame of the same 64-frame word is the next index, with no count of the bits below it
+    /// (consecutive pages are mostly consecutive frames).
+    #[inline]
+    pub fn index_after(&self, pfn: u64, last: &mut Option<(u64, usize)>) -> Option<usize> {
+        if let Some((prev, prev_index)) = *last
+            && pfn == prev.wrapping_add(1)
+            && !pfn.is_multiple_of(64)
+            && self.present[(pfn / 64) as usize] & (1u64 << (pfn % 64)) != 0
+        {
+            *last = Some((pfn, prev_index + 1));
+            return Some(prev_index + 1);
+        }
+        let index = self.index(pfn);
+        *last = index.map(|i| (pfn, i));
+        index
+    }
+
     /// The dense index of `pfn`, if it is one of the table's frames.
     #[inline]
     pub fn index(&self, pfn: u64) -> Option<usize> {

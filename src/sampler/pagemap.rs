@@ -11,12 +11,13 @@
 //! kpage files are refused without CAP_SYS_ADMIN: then there is no exact accounting, with that
 //! reason.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 
-use super::{ReadError, Sampler};
+use super::{ReadError, Sampler, page_size};
 use crate::model::snapshot::page_flags as pf;
 use crate::model::snapshot::pagemap_bits as bits;
 use crate::model::snapshot::{
@@ -34,8 +35,9 @@ mod kpf {
     pub const ZERO_PAGE: u64 = 1 << 24;
 }
 
-/// Entries read per pread of a pagemap (512 KiB of buffer).
-const CHUNK_ENTRIES: usize = 64 * 1024;
+/// Entries read per pread of a pagemap or kpage file (128 KiB of buffer: a larger one costs
+/// more in page faults, ~2 µs a page here, than its fewer reads save).
+const CHUNK_ENTRIES: usize = 16 * 1024;
 /// The first address above the user address space (x86-64, 4-level page tables).
 const USER_SPACE_END: u64 = 0x8000_0000_0000;
 /// PAGEMAP_SCAN is used when the mapped address space exceeds the resident size this many
@@ -500,7 +502,7 @@ fn split_huge_mapped_by_pages(snapshot: &mut Snapshot) {
         return;
     }
     let orders: std::collections::BTreeSet<u32> = heads.values().copied().collect();
-    let mut split = std::collections::HashSet::new();
+    let mut split = HashSet::new();
     for entry in pages().flat_map(|p| p.entries.iter().filter(|e| e.order() == 0)) {
         let Some(pfn) = entry.pfn() else { continue };
         for &order in &orders {
@@ -531,8 +533,15 @@ pub struct FrameClaims {
     kpagecount: File,
 }
 
-/// `(pfn, kpagecount)` of the frames one process claimed.
-pub type Claimed = Vec<(u64, u32)>;
+/// What one process claimed: `(pfn, kpagecount)` of the frames it was the first to claim; the
+/// head frames (and orders) of its huge pages; and its base pages at frames aligned as a huge
+/// page's head is (one in 512), which may be a huge page's head mapped by pages.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    counted: Vec<(u64, u32)>,
+    heads: Vec<(u64, u32)>,
+    aligned: Vec<u64>,
+}
 
 impl FrameClaims {
     /// Claims the frames of `pages` and counts the ones this call claimed first.
@@ -540,14 +549,25 @@ impl FrameClaims {
         use std::sync::atomic::Ordering;
         let mut once = Vec::new();
         let mut read = Vec::new();
+        let (mut heads, mut aligned) = (Vec::new(), Vec::new());
+        let huge_pages = (pmd_size() / page_size()).max(1);
         for entry in &pages.entries {
             let Some(pfn) = entry.pfn() else { continue };
+            if entry.order() > 0 {
+                heads.push((pfn, entry.order()));
+            } else if pfn.is_multiple_of(huge_pages) {
+                aligned.push(pfn);
+            }
             if pfn >= self.max_pfn {
                 continue; // above RAM: not memory (see sample_exact)
             }
             let bit = 1u64 << (pfn % 64);
-            let previous = self.bits[(pfn / 64) as usize].fetch_or(bit, Ordering::Relaxed);
-            if previous & bit != 0 {
+            let word = &self.bits[(pfn / 64) as usize];
+            // A plain load first: most frames of a tree are claimed already (its workers map
+            // their parent's), and a locked OR costs many times more.
+            if word.load(Ordering::Relaxed) & bit != 0
+                || word.fetch_or(bit, Ordering::Relaxed) & bit != 0
+            {
                 continue;
             }
             if entry.order() == 0 && entry.raw & bits::EXCLUSIVE != 0 {
@@ -563,14 +583,35 @@ impl FrameClaims {
         read_runs(&self.kpagecount, &read, |i, v| values[i] = u32::try_from(v).unwrap_or(u32::MAX))
             .map_err(|e| kpage_error("kpagecount", e))?;
         counted.extend(read.into_iter().zip(values));
-        Ok(counted)
+        Ok(Claimed { counted, heads, aligned })
+    }
+
+    /// Whether the claims still make the frame table: not when a huge page must be split, one
+    /// whose frames another mapping maps page by page (a base page inside its range, or at its
+    /// head), since then each of its base pages needs its own count (see
+    /// `split_huge_mapped_by_pages`). Checked in the bitmap: a huge page claims only its head.
+    pub fn hold(&self, claims: &[&Claimed]) -> bool {
+        use std::sync::atomic::Ordering;
+        let heads: Vec<(u64, u32)> = claims.iter().flat_map(|c| c.heads.iter().copied()).collect();
+        if heads.is_empty() {
+            return true;
+        }
+        let aligned: HashSet<u64> = claims.iter().flat_map(|c| c.aligned.iter().copied()).collect();
+        let bit = |pfn: u64| {
+            self.bits
+                .get((pfn / 64) as usize)
+                .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (pfn % 64)) != 0)
+        };
+        !heads.iter().any(|&(head, order)| {
+            aligned.contains(&head) || (head + 1..head + (1u64 << order)).any(bit)
+        })
     }
 
     /// The frame table of the pass, from every process's claims.
     pub fn into_table(self, claims: &[Claimed]) -> PfnTable {
         let present = self.bits.into_iter().map(|w| w.into_inner()).collect();
         let mut table = PfnTable::new(present);
-        for &(pfn, count) in claims.iter().flatten() {
+        for &(pfn, count) in claims.iter().flat_map(|c| &c.counted) {
             if let Some(index) = table.index(pfn) {
                 table.mapcount[index] = count;
             }
@@ -616,7 +657,22 @@ fn read_table<T: Send>(
 /// Reads the 64-bit values of `pfns` (sorted) from a kpage file, one pread per run of nearby
 /// frames, and hands each to `store` with its index in `pfns`.
 fn read_runs(file: &File, pfns: &[u64], mut store: impl FnMut(usize, u64)) -> io::Result<()> {
-    let mut buf = Vec::new();
+    // One buffer per thread, kept (as for pagemap reads).
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let result = read_runs_with(file, pfns, &mut buf, &mut store);
+    BUF.with(|b| *b.borrow_mut() = buf);
+    result
+}
+
+fn read_runs_with(
+    file: &File,
+    pfns: &[u64],
+    buf: &mut Vec<u8>,
+    store: &mut impl FnMut(usize, u64),
+) -> io::Result<()> {
     let mut i = 0;
     while i < pfns.len() {
         let first = pfns[i];
@@ -629,7 +685,7 @@ fn read_runs(file: &File, pfns: &[u64], mut store: impl FnMut(usize, u64)) -> io
         }
         let len = (last - first + 1) as usize;
         buf.resize(len * 8, 0);
-        let got = read_full(file, &mut buf, first * 8)?;
+        let got = read_full(file, buf, first * 8)?;
         for (index, &pfn) in pfns.iter().enumerate().take(j).skip(i) {
             let at = ((pfn - first) * 8) as usize;
             if at + 8 <= got {

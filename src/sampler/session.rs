@@ -470,16 +470,20 @@ impl Session {
         if self.cadence.is_none() {
             let sample = self.sample()?;
             let accounting = account(&sample.snapshot, &sample.grouping);
+            let target_gone = sample.target_gone;
+            let read = sample.snapshot.processes.len();
+            // Its pages are megabytes given back page by page: not while the report waits.
+            rayon::spawn(move || drop(sample));
             let exact = self.options.exact || self.options.dedup;
             return Ok(Round {
                 accounting: Arc::new(accounting),
                 at,
                 exact_at: exact.then_some(at),
                 exact_fresh: exact,
-                read: sample.snapshot.processes.len(),
+                read,
                 reused: 0,
                 cost: at.elapsed(),
-                target_gone: sample.target_gone,
+                target_gone,
             });
         }
         self.paced_round(at)
@@ -538,11 +542,10 @@ impl Session {
         let (processes, claimed): (Vec<ProcessSample>, Vec<_>) = read.into_iter().unzip();
         let mut snapshot = self.snapshot_of(processes);
         // The claims hold only while no huge page must be split (one that another process maps
-        // page by page): then the frame table is made again from the pages.
-        let huge = snapshot.processes.iter().any(|p| {
-            p.pages.as_ref().is_some_and(|pages| pages.as_ref().is_ok_and(|p| p.has_huge()))
-        });
-        if let Some(claims) = reading.claims.filter(|_| !huge) {
+        // page by page): else the frame table is made again from the pages.
+        let good: Vec<&Claimed> =
+            claimed.iter().flatten().filter_map(|c| c.as_ref().ok()).collect();
+        if let Some(claims) = reading.claims.filter(|claims| claims.hold(&good)) {
             let mut counted = Vec::with_capacity(claimed.len());
             let mut refused = None;
             for c in claimed.into_iter().flatten() {

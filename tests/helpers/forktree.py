@@ -33,6 +33,10 @@ def main():
     ap.add_argument("--hold", type=float, default=600.0)
     ap.add_argument("--thp", action="store_true",
                     help="hold the data in transparent huge pages (madvise), as numpy does")
+    ap.add_argument("--split", action="store_true",
+                    help="with --thp: each worker mprotects one base page of the first huge "
+                         "page, so it maps that huge page by its base pages (the parent still "
+                         "maps it whole)")
     args = ap.parse_args()
 
     rng = random.Random(42)
@@ -55,6 +59,12 @@ def main():
         pid = os.fork()
         if pid == 0:
             die_with_parent(parent)
+            if args.split:
+                # A protection change inside a huge page splits the worker's PMD mapping into
+                # page table entries; the huge page itself stays whole, mapped by both.
+                libc = ctypes.CDLL(None, use_errno=True)
+                start = ctypes.addressof(ctypes.c_char.from_buffer(region)) + offset
+                libc.mprotect(ctypes.c_void_p(start + PAGE), ctypes.c_size_t(PAGE), mmap.PROT_READ)
             if args.touch == "read":
                 # One byte of every page: every page is mapped (shared, copy-on-write).
                 sum(data[::PAGE])

@@ -78,21 +78,31 @@ fn frames_page_by_page(pid: u32) -> Vec<u64> {
     pfns
 }
 
-#[test]
-fn huge_pages_count_once_and_agree_with_a_page_by_page_count() {
-    if skip_unless_root("huge pages from physical frames") {
-        return;
-    }
+/// A fork tree of 64 MiB in transparent huge pages (`--split`: each worker maps the first huge
+/// page by its base pages), or `None` where this machine has no THP (never in CI).
+fn thp_tree(split: bool) -> Option<ForkTree> {
     let tree = ForkTree::spawn_with(64, 2, "read", |cmd| {
         cmd.arg("--thp");
+        if split {
+            cmd.arg("--split");
+        }
     });
     let rollup = super::support::kernel_rollup(tree.parent);
     if rollup.get("AnonHugePages").copied().unwrap_or(0) < 60 * MIB {
         let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
         assert!(std::env::var_os("CI").is_none(), "CI must have THP (madvise): {thp:?}");
         eprintln!("skipped: no transparent huge pages here ({thp:?})");
+        return None;
+    }
+    Some(tree)
+}
+
+#[test]
+fn huge_pages_count_once_and_agree_with_a_page_by_page_count() {
+    if skip_unless_root("huge pages from physical frames") {
         return;
     }
+    let Some(tree) = thp_tree(false) else { return };
     let report = report_json(&["--pid", &tree.parent.to_string(), "--exact"]);
     report.check_invariants();
     let thp = report.totals.thp_bytes.unwrap();
@@ -101,7 +111,28 @@ fn huge_pages_count_once_and_agree_with_a_page_by_page_count() {
         assert!(p.thp.unwrap() >= 60 * MIB, "each maps the huge pages: {p:?}");
     }
     assert!(report.totals.thp_sum_bytes.unwrap() >= 3 * 60 * MIB);
+    agrees_with_a_page_by_page_count(&tree, &report);
+}
 
+/// A huge page one process maps whole and others by its base pages is counted by base pages
+/// (the frame counts read while the pages were read do not hold then, and are read again).
+#[test]
+fn a_huge_page_mapped_by_pages_elsewhere_agrees_with_a_page_by_page_count() {
+    if skip_unless_root("huge pages from physical frames") {
+        return;
+    }
+    let Some(tree) = thp_tree(true) else { return };
+    let parent = super::support::kernel_rollup(tree.parent)["AnonHugePages"];
+    let worker = super::support::kernel_rollup(tree.workers[0])["AnonHugePages"];
+    assert!(worker + 2 * MIB <= parent, "the worker maps one huge page by pages");
+    let report = report_json(&["--pid", &tree.parent.to_string(), "--exact"]);
+    report.check_invariants();
+    agrees_with_a_page_by_page_count(&tree, &report);
+}
+
+/// The report's footprint, exclusive bytes and each process's exact PSS agree with the same
+/// figures counted page by page: every base page's frame and its own kpagecount.
+fn agrees_with_a_page_by_page_count(tree: &ForkTree, report: &super::schema::Report) {
     // The same figures, page by page: every base page's frame and its own kpagecount.
     let kpagecount = File::open("/proc/kpagecount").unwrap();
     let count = |pfn: u64| {

@@ -750,10 +750,10 @@ fn name_groups(
         .collect()
 }
 
-/// The exact figures of the processes in `rows`, each row given its own.
 /// Each process's entries' frames ([`exact::frames_of`]), by pid.
 type Frames = HashMap<u32, Vec<u32>>;
 
+/// The exact figures of the processes in `rows`, each row given its own.
 fn account_exact(
     rows: &mut [ProcessRow],
     by_pid: &HashMap<u32, &ProcessSample>,

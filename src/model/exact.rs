@@ -294,12 +294,29 @@ pub fn exact(
 /// Pass 1 counts, per frame, the tree's mappings and its set of processes; pass 2 (in
 /// parallel, read-only) gives each process its figures and its share per mapping name; pass 3
 /// counts each distinct frame once, into its set's group, and resets the workspace.
-pub fn exact_framed<'a>(
+pub fn exact_framed(
+    processes: &[(u32, &PagesRaw, &[u32])],
+    table: &PfnTable,
+    page_size: u64,
+    ws: &mut Workspace,
+    want_groups: bool,
+) -> (ExactTotals, Vec<ExactProcess>) {
+    // Passes 1 and 3 count per frame, so a large tree's frames are split in parts by dense
+    // index, one per core: each part reads every entry and counts the frames of its own range.
+    let entries: usize = processes.iter().map(|(_, pages, _)| pages.entries.len()).sum();
+    let parts =
+        if entries >= PARALLEL_ENTRIES { rayon::current_num_threads().clamp(1, 8) } else { 1 };
+    exact_in_parts(processes, table, page_size, ws, want_groups, parts)
+}
+
+/// [`exact_framed`] with passes 1 and 3 in `parts` parts.
+fn exact_in_parts<'a>(
     processes: &[(u32, &'a PagesRaw, &[u32])],
     table: &PfnTable,
     page_size: u64,
     ws: &mut Workspace,
     want_groups: bool,
+    parts: usize,
 ) -> (ExactTotals, Vec<ExactProcess>) {
     ws.ensure(table.len());
     let mut totals = ExactTotals::default();
@@ -318,11 +335,7 @@ pub fn exact_framed<'a>(
         }
     }
 
-    // Passes 1 and 3 count per frame, so a large tree's frames are split in parts by dense
-    // index, one per core: each part reads every entry and counts the frames of its own range.
-    let entries: usize = processes.iter().map(|(_, pages, _)| pages.entries.len()).sum();
-    let parts =
-        if entries >= PARALLEL_ENTRIES { rayon::current_num_threads().clamp(1, 8) } else { 1 };
+    let parts = parts.max(1);
     let bounds: Vec<usize> = (0..=parts).map(|k| table.len() * k / parts).collect();
     let mut slices =
         split_parts(&mut ws.occurrences[..table.len()], &mut ws.set[..table.len()], &bounds);
@@ -655,6 +668,67 @@ mod tests {
             t.mapcount[index] = count;
         }
         t
+    }
+
+    #[test]
+    fn frames_counted_in_parts_give_the_figures_of_one_pass() {
+        // Four processes mapping 250 pages each of 300 frames, pseudo-randomly (some twice),
+        // some frames mapped outside the tree too, some the zero page: frames mapped by every
+        // subset of the four.
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let procs: Vec<PagesRaw> =
+            (0..4).map(|_| pages(&(0..250).map(|_| next(300)).collect::<Vec<_>>())).collect();
+        let mut present = vec![0u64; 5];
+        for pfn in 0..300u64 {
+            present[(pfn / 64) as usize] |= 1 << (pfn % 64);
+        }
+        let mut t = PfnTable::new(present);
+        for pfn in 0..300u64 {
+            let mapped: u32 = procs
+                .iter()
+                .map(|p| p.entries.iter().filter(|e| e.pfn() == Some(pfn)).count() as u32)
+                .sum();
+            let index = t.index(pfn).unwrap();
+            t.mapcount[index] = if pfn % 37 == 0 { 0 } else { mapped + (next(3) as u32) };
+        }
+        let frames: Vec<Vec<u32>> = procs.iter().map(|p| frames_of(p, &t)).collect();
+        let input: Vec<(u32, &PagesRaw, &[u32])> = procs
+            .iter()
+            .zip(&frames)
+            .enumerate()
+            .map(|(i, (p, f))| (i as u32 + 1, p, &f[..]))
+            .collect();
+        let mut ws = Workspace::default();
+        let one = exact_in_parts(&input, &t, PAGE, &mut ws, true, 1);
+        assert!(one.0.groups.len() > 4, "a tree with many sets: {:?}", one.0.groups.len());
+        for parts in [2, 3, 7] {
+            let split = exact_in_parts(&input, &t, PAGE, &mut ws, true, parts);
+            assert_eq!(split, one, "{parts} parts");
+        }
+        // The workspace is reset after each: the same figures again.
+        assert_eq!(exact_in_parts(&input, &t, PAGE, &mut ws, true, 1), one);
+    }
+
+    #[test]
+    fn the_next_frame_of_a_word_is_the_next_index() {
+        let mut present = vec![0u64; 2];
+        for pfn in [1u64, 2, 3, 5, 63, 64, 65] {
+            present[(pfn / 64) as usize] |= 1 << (pfn % 64);
+        }
+        let t = PfnTable::new(present);
+        let mut last = None;
+        let got: Vec<_> = [1u64, 2, 3, 4, 5, 63, 64, 65, 2]
+            .iter()
+            .map(|&p| t.index_after(p, &mut last))
+            .collect();
+        let want: Vec<_> = [1u64, 2, 3, 4, 5, 63, 64, 65, 2].iter().map(|&p| t.index(p)).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

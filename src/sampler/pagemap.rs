@@ -592,19 +592,31 @@ impl FrameClaims {
     /// `split_huge_mapped_by_pages`). Checked in the bitmap: a huge page claims only its head.
     pub fn hold(&self, claims: &[&Claimed]) -> bool {
         use std::sync::atomic::Ordering;
-        let heads: Vec<(u64, u32)> = claims.iter().flat_map(|c| c.heads.iter().copied()).collect();
+        let mut heads: Vec<(u64, u32)> =
+            claims.iter().flat_map(|c| c.heads.iter().copied()).collect();
         if heads.is_empty() {
             return true;
         }
+        // A huge page is mapped whole by many processes: each head is looked at once.
+        heads.sort_unstable();
+        heads.dedup();
         let aligned: HashSet<u64> = claims.iter().flat_map(|c| c.aligned.iter().copied()).collect();
-        let bit = |pfn: u64| {
-            self.bits
-                .get((pfn / 64) as usize)
-                .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (pfn % 64)) != 0)
+        let word = |at: u64| self.bits.get(at as usize).map_or(0, |w| w.load(Ordering::Relaxed));
+        // Any frame of (head, head + 2^order) claimed: a base page of another mapping there.
+        let inside = |head: u64, order: u32| {
+            let end = head + (1u64 << order);
+            (head / 64..end.div_ceil(64)).any(|at| {
+                let (low, high) = (at * 64, at * 64 + 64);
+                let (from, to) = ((head + 1).max(low) - low, end.min(high) - low);
+                if from >= to {
+                    return false; // the head is the last frame of its word
+                }
+                let ones = to - from;
+                let mask = if ones == 64 { u64::MAX } else { ((1u64 << ones) - 1) << from };
+                word(at) & mask != 0
+            })
         };
-        !heads.iter().any(|&(head, order)| {
-            aligned.contains(&head) || (head + 1..head + (1u64 << order)).any(bit)
-        })
+        !heads.iter().any(|&(head, order)| aligned.contains(&head) || inside(head, order))
     }
 
     /// The frame table of the pass, from every process's claims.

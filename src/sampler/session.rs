@@ -457,8 +457,12 @@ impl Session {
         // In the walk's order (parents before children), each process once.
         let mut read: HashMap<u32, Read> =
             rest.into_iter().chain(early).map(|r| (r.0.pid, r)).collect();
-        let read: Vec<Read> = processes.iter().filter_map(|info| read.remove(&info.pid)).collect();
-        let snapshot = self.assemble(reading, read);
+        let kept: Vec<Read> = processes.iter().filter_map(|info| read.remove(&info.pid)).collect();
+        // A root read early that the walk no longer found (it exited in between) leaves the
+        // snapshot, but the frames it was the first to claim were counted only there: its
+        // claims stay, or its workers' shared frames would read as mapped 0 times.
+        let strays = read.into_values().filter_map(|(_, claimed)| claimed?.ok()).collect();
+        let snapshot = self.assemble(reading, kept, strays);
         let grouping = self.grouping(&snapshot);
         Ok(Sample { snapshot, grouping, target_gone })
     }
@@ -499,7 +503,7 @@ impl Session {
     fn read_all_with(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
         let reading = self.reading(options);
         let read: Vec<Read> = infos.par_iter().map(|info| self.read_one(&reading, info)).collect();
-        self.assemble(reading, read)
+        self.assemble(reading, read, Vec::new())
     }
 
     /// What a pass reads with `options`: each process's pages right after its rollup, in the
@@ -518,7 +522,15 @@ impl Session {
         let wants = self.all_mappings || self.focus == Some(info.pid);
         let options = SampleOptions { mappings: wants, ..reading.options };
         let mut p = sampler.sample_one(info, options);
-        if !reading.pages_inline || info.is_kernel_thread() {
+        if !reading.pages_inline {
+            return (p, None);
+        }
+        if info.is_kernel_thread() {
+            // No address space, so no pages, for the reason it has no rollup: settled here,
+            // so that the pass has nothing left unread and its claims make the frame table.
+            if let Err(reason) = &p.rollup {
+                p.pages = Some(Err(reason.clone()));
+            }
             return (p, None);
         }
         // The rollup tells how the pages are best read (huge pages, a sparse address space).
@@ -537,16 +549,17 @@ impl Session {
 
     /// The snapshot of a pass's processes, with the frame table their claims make and the
     /// costly passes that need every process read.
-    fn assemble(&self, reading: Reading, read: Vec<Read>) -> Snapshot {
+    /// `strays`: the claims of processes read but not kept (see [`Session::sample`]).
+    fn assemble(&self, reading: Reading, read: Vec<Read>, strays: Vec<Claimed>) -> Snapshot {
         let options = reading.options;
         let (processes, claimed): (Vec<ProcessSample>, Vec<_>) = read.into_iter().unzip();
         let mut snapshot = self.snapshot_of(processes);
         // The claims hold only while no huge page must be split (one that another process maps
         // page by page): else the frame table is made again from the pages.
         let good: Vec<&Claimed> =
-            claimed.iter().flatten().filter_map(|c| c.as_ref().ok()).collect();
+            claimed.iter().flatten().filter_map(|c| c.as_ref().ok()).chain(&strays).collect();
         if let Some(claims) = reading.claims.filter(|claims| claims.hold(&good)) {
-            let mut counted = Vec::with_capacity(claimed.len());
+            let mut counted = strays;
             let mut refused = None;
             for c in claimed.into_iter().flatten() {
                 match c {

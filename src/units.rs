@@ -23,6 +23,22 @@ pub fn human_bytes(bytes: u64) -> String {
     format!("{text} {}", UNITS[unit])
 }
 
+/// A size said to be "about" something, to two significant digits: `1 MiB` for 1010.7 KiB,
+/// `23 MiB`, `1.2 GiB` (an approximate figure shows no more precision than it has).
+pub fn human_bytes_about(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    // Step up while the value would print as 1000 or more.
+    while value >= 999.5 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let text = if value >= 9.95 { format!("{value:.0}") } else { format!("{value:.1}") };
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text} {}", UNITS[unit])
+}
+
 /// A growth in bytes per second as bytes per minute, signed: `+1.2 MiB/min`, `-64 KiB/min`.
 pub fn human_rate(bytes_per_second: f64) -> String {
     let per_minute = bytes_per_second * 60.0;
@@ -276,6 +292,18 @@ pub fn utc_timestamp(unix: f64) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn approximate_sizes_have_two_significant_digits() {
+        assert_eq!(human_bytes_about(1_034_957), "1 MiB"); // 1010.7 KiB
+        assert_eq!(human_bytes_about(512 << 10), "512 KiB");
+        assert_eq!(human_bytes_about(23_456 << 10), "23 MiB");
+        assert_eq!(human_bytes_about(1_288_490_189), "1.2 GiB");
+        assert_eq!(human_bytes_about(9_800_000), "9.3 MiB");
+        assert_eq!(human_bytes_about(10_500_000), "10 MiB");
+        assert_eq!(human_bytes_about(999), "999 B");
+        assert_eq!(human_bytes_about(1000), "1 KiB");
+    }
 
     #[test]
     fn sizes() {

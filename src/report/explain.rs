@@ -4,7 +4,7 @@
 use crate::model::accounting::ProcessRow;
 use crate::model::{Accounting, Totals, Tree};
 use crate::runner::spec::{Spec, Variant};
-use crate::units::{count, human_bytes, ratio, visible};
+use crate::units::{count, human_bytes, human_bytes_about, ratio, visible};
 
 /// Why a monitor's number is wrong, in one paragraph (the dashboard's explanation opens with it).
 pub const WHY_MONITORS_OVERCOUNT: &str = "A system monitor shows each process's RSS: every page \
@@ -324,7 +324,7 @@ fn start_methods(tree: &Tree) -> Option<String> {
                 let each = if human_bytes(low) == human_bytes(high) {
                     human_bytes(low)
                 } else if high as f64 <= low as f64 * 1.25 {
-                    format!("about {}", human_bytes(mean))
+                    format!("about {}", human_bytes_about(mean))
                 } else {
                     format!("{} to {}", human_bytes(low), human_bytes(high))
                 };

@@ -268,6 +268,15 @@ fn split_parts<'w>(
 /// fractional bytes of frames mapped several times under the name split evenly.
 type NameShares<'a> = HashMap<&'a str, (f64, f64, f64)>;
 
+/// What pass 2 finds of one process: its figures, its share of each name, the swap entries it
+/// maps and the bytes of the zero page it maps.
+struct ProcessPass<'a> {
+    me: ExactProcess,
+    shares: NameShares<'a>,
+    swapped: Vec<u64>,
+    zero_page: u64,
+}
+
 /// Computes the exact figures of the tree made of `processes` (pid, pages), in tree order,
 /// looking up each entry's frame itself (see [`exact_framed`]).
 pub fn exact(
@@ -321,19 +330,6 @@ fn exact_in_parts<'a>(
     ws.ensure(table.len());
     let mut totals = ExactTotals::default();
     let mut swap_entries = HashSet::new();
-    let mut per_process = vec![ExactProcess::default(); processes.len()];
-
-    // Swapped entries and the zero page: no frame to count.
-    for (index, &(_, pages, frames)) in processes.iter().enumerate() {
-        for (entry, _) in pages.entries.iter().zip(frames).filter(|(_, f)| **f == NO_FRAME) {
-            if let Some(swap) = entry.swap_entry() {
-                swap_entries.insert(swap);
-                per_process[index].swap += entry.bytes(page_size);
-            } else if entry.pfn().is_some() {
-                totals.zero_page_mapped += entry.bytes(page_size);
-            }
-        }
-    }
 
     let parts = parts.max(1);
     let bounds: Vec<usize> = (0..=parts).map(|k| table.len() * k / parts).collect();
@@ -373,22 +369,22 @@ fn exact_in_parts<'a>(
         }))
         .collect();
 
-    // Pass 2: per process PSS/USS/shared and its share of each mapping name.
+    // Pass 2: per process PSS/USS/shared and its share of each mapping name, and what has no
+    // frame (swapped, the zero page).
     drop(slices);
     let occurrences = &ws.occurrences;
-    let shares: Vec<(ExactProcess, NameShares)> = processes
+    let shares: Vec<ProcessPass> = processes
         .par_iter()
-        .zip(per_process)
-        .map(|(&(_, pages, frames), me)| {
-            process_figures(pages, frames, table, occurrences, page_size, me)
-        })
+        .map(|&(_, pages, frames)| process_figures(pages, frames, table, occurrences, page_size))
         .collect();
     // Per name: the processes mapping it and the summed shares.
     let mut names: HashMap<&str, (usize, f64, f64, f64)> = HashMap::new();
     let mut per_process = Vec::with_capacity(shares.len());
-    for (me, process_shares) in shares {
-        per_process.push(me);
-        for (name, (private, in_tree, outside)) in process_shares {
+    for pass in shares {
+        per_process.push(pass.me);
+        swap_entries.extend(pass.swapped);
+        totals.zero_page_mapped += pass.zero_page;
+        for (name, (private, in_tree, outside)) in pass.shares {
             let sum = names.entry(name).or_default();
             sum.0 += 1;
             sum.1 += private;
@@ -517,8 +513,18 @@ fn process_figures<'a>(
     table: &PfnTable,
     occurrences: &[u16],
     page_size: u64,
-    mut me: ExactProcess,
-) -> (ExactProcess, NameShares<'a>) {
+) -> ProcessPass<'a> {
+    let mut me = ExactProcess::default();
+    // What has no frame to count (swapped, the zero page), every entry's.
+    let (mut swapped, mut zero_page) = (Vec::new(), 0u64);
+    for (entry, _) in pages.entries.iter().zip(frames).filter(|(_, f)| **f == NO_FRAME) {
+        if let Some(swap) = entry.swap_entry() {
+            swapped.push(swap);
+            me.swap += entry.bytes(page_size);
+        } else if entry.pfn().is_some() {
+            zero_page += entry.bytes(page_size);
+        }
+    }
     let mut shares: HashMap<&str, (f64, f64, f64)> = HashMap::new();
     // PSS in 1/4096ths of a byte, as the kernel keeps it.
     let mut pss_fixed: u64 = 0;
@@ -565,7 +571,7 @@ fn process_figures<'a>(
         slot.2 += outside;
     }
     me.pss = pss_fixed >> 12;
-    (me, shares)
+    ProcessPass { me, shares, swapped, zero_page }
 }
 
 /// The sets of two or more processes that hold frames, as groups with pids, bytes and names,

@@ -302,24 +302,19 @@ impl Sampler {
         // Sized from the resident pages (smaps_rollup), so the list is never copied as it grows.
         let mut entries = Vec::with_capacity(resident.map_or(0, |rss| rss / page_size) as usize);
         let mut ranges = Vec::with_capacity(mappings.len());
-        // One read buffer per thread, kept: a fresh 512 KiB per process would be faulted in
-        // page by page every time.
-        thread_local! {
-            static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
-        buf.resize(CHUNK_ENTRIES * 8, 0);
-        let result = self.read_mappings_pages(
-            &file,
-            &mappings,
-            present.as_deref(),
-            page_size,
-            order,
-            &mut buf,
-            &mut entries,
-            &mut ranges,
-        );
-        BUF.with(|b| *b.borrow_mut() = buf);
+        let result = with_read_buffer(|buf| {
+            buf.resize(CHUNK_ENTRIES * 8, 0);
+            self.read_mappings_pages(
+                &file,
+                &mappings,
+                present.as_deref(),
+                page_size,
+                order,
+                buf,
+                &mut entries,
+                &mut ranges,
+            )
+        });
         result.map_err(io_error)?;
         // The rollup had resident pages and pagemap shows none: the process exited (or its
         // address space went away) between the two reads — not a process of 0 bytes.
@@ -669,12 +664,17 @@ fn read_table<T: Send>(
 /// Reads the 64-bit values of `pfns` (sorted) from a kpage file, one pread per run of nearby
 /// frames, and hands each to `store` with its index in `pfns`.
 fn read_runs(file: &File, pfns: &[u64], mut store: impl FnMut(usize, u64)) -> io::Result<()> {
-    // One buffer per thread, kept (as for pagemap reads).
+    with_read_buffer(|buf| read_runs_with(file, pfns, buf, &mut store))
+}
+
+/// Runs `f` with this thread's read buffer (pagemap and kpage reads), kept between calls: a
+/// fresh one per process would be faulted in page by page every time (~2 µs a page here).
+fn with_read_buffer<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
     let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let result = read_runs_with(file, pfns, &mut buf, &mut store);
+    let result = f(&mut buf);
     BUF.with(|b| *b.borrow_mut() = buf);
     result
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod pagemap;
 pub mod session;
 pub mod smaps;
+pub mod stages;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs;

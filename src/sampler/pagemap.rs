@@ -546,30 +546,51 @@ impl FrameClaims {
         let mut read = Vec::new();
         let (mut heads, mut aligned) = (Vec::new(), Vec::new());
         let huge_pages = (pmd_size() / page_size()).max(1);
-        for entry in &pages.entries {
-            let Some(pfn) = entry.pfn() else { continue };
-            if entry.order() > 0 {
-                heads.push((pfn, entry.order()));
-            } else if pfn.is_multiple_of(huge_pages) {
-                aligned.push(pfn);
+        // Entries in a row whose frames share a bitmap word (a buffer faulted in page by page
+        // gets mostly ascending frames: ~7 entries a word) are claimed with one atomic OR: two
+        // cores claiming a parent's and a worker's frames at once walk the same words, and a
+        // locked OR per frame had them pass each word's cache line back and forth 64 times.
+        let entries = &pages.entries;
+        let mut i = 0;
+        while i < entries.len() {
+            let Some(pfn) = entries[i].pfn().filter(|&pfn| pfn < self.max_pfn) else {
+                // Swapped, or above RAM: not memory (see sample_exact).
+                if let Some(pfn) = entries[i].pfn() {
+                    note_huge(&entries[i], pfn, huge_pages, &mut heads, &mut aligned);
+                }
+                i += 1;
+                continue;
+            };
+            let at = pfn / 64;
+            let mut mask = 0u64;
+            let mut j = i;
+            let same_word = |p: &u64| p / 64 == at && *p < self.max_pfn;
+            while let Some(pfn) = entries.get(j).and_then(|e| e.pfn()).filter(same_word) {
+                note_huge(&entries[j], pfn, huge_pages, &mut heads, &mut aligned);
+                mask |= 1 << (pfn % 64);
+                j += 1;
             }
-            if pfn >= self.max_pfn {
-                continue; // above RAM: not memory (see sample_exact)
-            }
-            let bit = 1u64 << (pfn % 64);
-            let word = &self.bits[(pfn / 64) as usize];
+            let word = &self.bits[at as usize];
             // A plain load first: most frames of a tree are claimed already (its workers map
             // their parent's), and a locked OR costs many times more.
-            if word.load(Ordering::Relaxed) & bit != 0
-                || word.fetch_or(bit, Ordering::Relaxed) & bit != 0
-            {
-                continue;
+            let mut new = mask & !word.load(Ordering::Relaxed);
+            if new != 0 {
+                new &= !word.fetch_or(new, Ordering::Relaxed);
             }
-            if entry.order() == 0 && entry.raw & bits::EXCLUSIVE != 0 {
-                once.push((pfn, 1));
-            } else {
-                read.push(pfn);
+            for entry in &entries[i..j] {
+                let pfn = entry.raw & bits::PFN_MASK;
+                let bit = 1u64 << (pfn % 64);
+                if new & bit == 0 {
+                    continue; // claimed before, or twice in this run
+                }
+                new &= !bit;
+                if entry.order() == 0 && entry.raw & bits::EXCLUSIVE != 0 {
+                    once.push((pfn, 1));
+                } else {
+                    read.push(pfn);
+                }
             }
+            i = j;
         }
         read.sort_unstable();
         let mut counted = once;
@@ -624,6 +645,22 @@ impl FrameClaims {
             }
         }
         table
+    }
+}
+
+/// Notes a huge page's head (with its order), or a base page at a frame aligned as a huge
+/// page's head is, for [`FrameClaims::hold`].
+fn note_huge(
+    entry: &PageEntry,
+    pfn: u64,
+    huge_pages: u64,
+    heads: &mut Vec<(u64, u32)>,
+    aligned: &mut Vec<u64>,
+) {
+    if entry.order() > 0 {
+        heads.push((pfn, entry.order()));
+    } else if pfn.is_multiple_of(huge_pages) {
+        aligned.push(pfn);
     }
 }
 

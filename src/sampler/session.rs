@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rayon::prelude::*;
 
 use super::pagemap::{Claimed, PagesHint};
+use super::stages::{More, Step, two_stage};
 use super::{ReadError, SampleOptions, Sampler, StatInfo, page_size};
 use crate::model::{Accounting, Grouping, ProcessSample, Snapshot, Unreadable, account};
 
@@ -440,23 +441,23 @@ impl Session {
         };
         let early_pids: HashSet<u32> = roots.iter().map(|r| r.pid).collect();
         let reading = self.reading(self.options);
-        let (discovered, early) = rayon::join(
-            || {
-                let (processes, target_gone) = self.discover()?;
-                let rest: Vec<Read> = processes
-                    .par_iter()
-                    .filter(|info| !early_pids.contains(&info.pid))
-                    .map(|info| self.read_one(&reading, info))
-                    .collect();
-                Ok::<_, ReadError>((processes, target_gone, rest))
-            },
-            || roots.par_iter().map(|info| self.read_one(&reading, info)).collect::<Vec<Read>>(),
-        );
+        let discover: More<StatInfo, _> = Box::new(|| match self.discover() {
+            Ok((processes, target_gone)) => {
+                let rest =
+                    processes.iter().filter(|i| !early_pids.contains(&i.pid)).cloned().collect();
+                (rest, Ok((processes, target_gone)))
+            }
+            Err(e) => (Vec::new(), Err(e)),
+        });
+        let (read, discovered) =
+            two_stage(roots, Some(discover), &|info| self.read_first(&reading, &info), &|p| {
+                self.read_second(&reading, p)
+            });
+        let discovered: Result<_, ReadError> = discovered.expect("discovery runs in the pass");
         self.rounds += 1;
-        let (processes, target_gone, rest) = discovered?;
+        let (processes, target_gone) = discovered?;
         // In the walk's order (parents before children), each process once.
-        let mut read: HashMap<u32, Read> =
-            rest.into_iter().chain(early).map(|r| (r.0.pid, r)).collect();
+        let mut read: HashMap<u32, Read> = read.into_iter().map(|r| (r.0.pid, r)).collect();
         let kept: Vec<Read> = processes.iter().filter_map(|info| read.remove(&info.pid)).collect();
         // A root read early that the walk no longer found (it exited in between) leaves the
         // snapshot, but the frames it was the first to claim were counted only there: its
@@ -502,7 +503,15 @@ impl Session {
     /// Reads every process of `infos` (in parallel on the available cores) into a snapshot.
     fn read_all_with(&self, infos: &[StatInfo], options: SampleOptions) -> Snapshot {
         let reading = self.reading(options);
-        let read: Vec<Read> = infos.par_iter().map(|info| self.read_one(&reading, info)).collect();
+        let (read, _) = two_stage::<_, _, _, ()>(
+            infos.iter().collect(),
+            None,
+            &|info| self.read_first(&reading, info),
+            &|p| self.read_second(&reading, p),
+        );
+        // In the order of `infos`.
+        let mut read: HashMap<u32, Read> = read.into_iter().map(|r| (r.0.pid, r)).collect();
+        let read = infos.iter().filter_map(|info| read.remove(&info.pid)).collect();
         self.assemble(reading, read, Vec::new())
     }
 
@@ -515,15 +524,14 @@ impl Session {
         Reading { options, pages_inline, claims, page_size: page_size() }
     }
 
-    /// One process of a pass: its rollup (and mappings where asked), then its pages and their
-    /// frames' claims when the pass reads pages.
-    fn read_one(&self, reading: &Reading, info: &StatInfo) -> Read {
-        let sampler = &self.sampler;
+    /// The first stage of one process of a pass: its rollup (and mappings where asked); what is
+    /// left when the pass reads pages is their stage (see [`two_stage`]).
+    fn read_first(&self, reading: &Reading, info: &StatInfo) -> Step<Read, ProcessSample> {
         let wants = self.all_mappings || self.focus == Some(info.pid);
         let options = SampleOptions { mappings: wants, ..reading.options };
-        let mut p = sampler.sample_one(info, options);
+        let mut p = self.sampler.sample_one(info, options);
         if !reading.pages_inline {
-            return (p, None);
+            return Step::Done((p, None));
         }
         if info.is_kernel_thread() {
             // No address space, so no pages, for the reason it has no rollup: settled here,
@@ -531,12 +539,17 @@ impl Session {
             if let Err(reason) = &p.rollup {
                 p.pages = Some(Err(reason.clone()));
             }
-            return (p, None);
+            return Step::Done((p, None));
         }
-        // The rollup tells how the pages are best read (huge pages, a sparse address space).
+        Step::Then(p)
+    }
+
+    /// The second stage of one process of a pass that reads pages: its pages, read as its
+    /// rollup says is best (huge pages, a sparse address space), and its frames' claims.
+    fn read_second(&self, reading: &Reading, mut p: ProcessSample) -> Read {
         p.pages = Some(match &p.rollup {
             Ok(fields) => {
-                sampler.read_pages(info.pid, reading.page_size, PagesHint::from_rollup(fields))
+                self.sampler.read_pages(p.pid, reading.page_size, PagesHint::from_rollup(fields))
             }
             Err(reason) => Err(reason.clone()),
         });

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 
 use super::exact::{NO_FRAME, frames_of};
-use super::snapshot::{PageEntry, PagesRaw, PfnTable, pagemap_bits};
+use super::snapshot::{Cursor, PageEntry, PagesRaw, PfnTable, pagemap_bits};
 
 /// Mapping names kept per worker, for where its copies are.
 pub const EROSION_NAMES: usize = 3;
@@ -87,11 +87,6 @@ impl ParentFrames {
     }
 }
 
-/// The end of an entry's address range.
-fn end(entry: &PageEntry, page_size: u64) -> u64 {
-    entry.vaddr() + entry.bytes(page_size)
-}
-
 fn present(entry: &PageEntry) -> bool {
     entry.raw & pagemap_bits::PRESENT != 0
 }
@@ -108,20 +103,22 @@ fn exclusive(entry: &PageEntry) -> bool {
 /// order, so each worker's walk over its parent is one pass): calls `each` with every overlap's
 /// bytes and the parent's entry's index.
 fn overlaps(
-    parent: &[PageEntry],
+    parent: &PagesRaw,
+    at: &mut Cursor,
     from: &mut usize,
     (start, stop): (u64, u64),
     page_size: u64,
     mut each: impl FnMut(u64, usize),
 ) {
-    while *from < parent.len() && end(&parent[*from], page_size) <= start {
-        *from += 1;
+    let entries = parent.entries();
+    let end = |at: &mut Cursor, k: usize| at.vaddr(k) + entries[k].bytes(page_size);
+    if *from < entries.len() && end(at, *from) <= start {
+        *from = parent.first_ending_above(start).max(*from);
     }
     let mut k = *from;
-    while k < parent.len() && parent[k].vaddr() < stop {
-        let p = &parent[k];
-        if present(p) {
-            let bytes = end(p, page_size).min(stop) - p.vaddr().max(start);
+    while k < entries.len() && at.vaddr(k) < stop {
+        if present(&entries[k]) {
+            let bytes = end(at, k).min(stop) - at.vaddr(k).max(start);
             each(bytes, k);
         }
         k += 1;
@@ -161,10 +158,11 @@ pub fn exact_framed(
 ) -> Erosion {
     let mut out = Erosion { parent: parent_pid, ..Erosion::default() };
     let mut names: HashMap<&str, u64> = HashMap::new();
-    let mut from = 0usize;
-    for (mapping, range) in worker.mappings.iter().zip(&worker.ranges) {
+    let (mut from, mut at, mut mine) = (0usize, parent.cursor(), worker.cursor());
+    for (mapping, range) in worker.mappings.iter().zip(worker.ranges()) {
         let range = range.start as usize..range.end as usize;
-        for (entry, &index) in worker.entries[range.clone()].iter().zip(&worker_frames[range]) {
+        let entries = worker.entries()[range.clone()].iter().zip(&worker_frames[range.clone()]);
+        for (k, (entry, &index)) in range.zip(entries) {
             // A counted frame: not swapped, not the zero page, not device memory.
             if index == NO_FRAME {
                 continue;
@@ -182,10 +180,11 @@ pub fn exact_framed(
                 continue;
             }
             let mut differs = 0u64;
-            let span = (entry.vaddr(), end(entry, page_size));
+            let vaddr = mine.vaddr(k);
+            let span = (vaddr, vaddr + entry.bytes(page_size));
             // Only where the parent holds memory: its zero page (what it read and never wrote)
             // was never shared memory, so a worker's page over it is no copy.
-            overlaps(&parent.entries, &mut from, span, page_size, |bytes, k| {
+            overlaps(parent, &mut at, &mut from, span, page_size, |bytes, k| {
                 if parent_frames[k] != NO_FRAME {
                     differs += bytes;
                 }
@@ -214,16 +213,16 @@ pub fn exact_framed(
 pub fn estimate(parent_pid: u32, worker: &PagesRaw, parent: &PagesRaw, page_size: u64) -> Erosion {
     let mut out = Erosion { parent: parent_pid, estimated: true, ..Erosion::default() };
     let mut names: HashMap<&str, u64> = HashMap::new();
-    let mut from = 0usize;
-    for (mapping, range) in worker.mappings.iter().zip(&worker.ranges) {
-        for entry in &worker.entries[range.start as usize..range.end as usize] {
+    let (mut from, mut at) = (0usize, parent.cursor());
+    for (mapping, range) in worker.mappings.iter().zip(worker.ranges()) {
+        for (vaddr, entry) in worker.addressed(range.clone()) {
             if !present(entry) {
                 continue;
             }
-            let span = (entry.vaddr(), end(entry, page_size));
+            let span = (vaddr, vaddr + entry.bytes(page_size));
             let (mut shared, mut copied, mut diverged) = (0u64, 0u64, 0u64);
-            overlaps(&parent.entries, &mut from, span, page_size, |bytes, k| {
-                match (exclusive(entry), exclusive(&parent.entries[k])) {
+            overlaps(parent, &mut at, &mut from, span, page_size, |bytes, k| {
+                match (exclusive(entry), exclusive(&parent.entries()[k])) {
                     (false, false) => shared += bytes,
                     (true, _) if anonymous(entry) => copied += bytes,
                     (false, true) if anonymous(entry) => diverged += bytes,
@@ -274,19 +273,14 @@ mod tests {
 
     /// One anonymous mapping at 0x10000 whose page k has the raw entry `raws[k]` (0: absent).
     fn pages(name: &str, raws: &[u64]) -> PagesRaw {
-        let entries: Vec<PageEntry> = raws
+        let entries = raws
             .iter()
             .enumerate()
             .filter(|&(_, &r)| r != 0)
-            .map(|(k, &r)| PageEntry::new(0x10000 + k as u64 * PAGE, r))
-            .collect();
-        let n = entries.len() as u32;
+            .map(|(k, &r)| (0x10000 + k as u64 * PAGE, PageEntry::new(r)));
         let end = 0x10000 + raws.len() as u64 * PAGE;
-        PagesRaw {
-            mappings: vec![MappingSpan { start: 0x10000, end, name: name.into() }],
-            entries,
-            ranges: std::iter::once(0..n).collect(),
-        }
+        let mappings = vec![MappingSpan { start: 0x10000, end, name: name.into() }];
+        PagesRaw::from_entries(mappings, entries, PAGE)
     }
 
     fn table(counts: &[(u64, u32)]) -> PfnTable {
@@ -353,17 +347,17 @@ mod tests {
         // The worker's 2 MiB huge page (frame 512) where the parent has 3 base pages of other
         // frames: 3 pages differ, the rest of the huge page has no parent page under it.
         let parent = pages("[anon]", &[P | 10, P | 11, P | 12]);
-        let mut worker = pages("[anon]", &[]);
-        worker.entries = vec![PageEntry::huge(0x10000, P | 512, 9)];
-        worker.ranges = std::iter::once(0..1).collect();
+        let huge = [(0x10000, PageEntry::huge(P | 512, 9))];
+        let mut mappings = pages("[anon]", &[]).mappings;
+        mappings[0].end = 0x10000 + (512 << 12);
+        let worker = PagesRaw::from_entries(mappings, huge, PAGE);
         let t = table(&[(10, 1), (11, 1), (12, 1), (512, 1)]);
         let mut frames = ParentFrames::default();
         frames.fill(&parent, &t);
         let e = exact(10, &worker, &parent, &frames, &t, PAGE);
         assert_eq!(e.copied_from_parent, 3 * PAGE);
         // The same huge frame in both: shared whole.
-        let mut parent_huge = worker.clone();
-        parent_huge.mappings[0].end = 0x10000 + (512 << 12);
+        let parent_huge = worker.clone();
         frames.fill(&parent_huge, &t);
         let e = exact(10, &worker, &parent_huge, &frames, &t, PAGE);
         assert_eq!((e.shared_with_parent, e.copied_from_parent), (512 * PAGE, 0));

@@ -214,7 +214,7 @@ pub fn frames_of(pages: &PagesRaw, table: &PfnTable) -> Vec<u32> {
         let index = table.index_after(e.pfn()?, &mut last)?;
         (table.mapcount[index] != 0).then_some(index as u32)
     };
-    pages.entries.iter().map(|e| frame(e).unwrap_or(NO_FRAME)).collect()
+    pages.entries().iter().map(|e| frame(e).unwrap_or(NO_FRAME)).collect()
 }
 
 /// A tree with at least this many entries has its frames counted in parts, one per core.
@@ -312,7 +312,7 @@ pub fn exact_framed(
 ) -> (ExactTotals, Vec<ExactProcess>) {
     // Passes 1 and 3 count per frame, so a large tree's frames are split in parts by dense
     // index, one per core: each part reads every entry and counts the frames of its own range.
-    let entries: usize = processes.iter().map(|(_, pages, _)| pages.entries.len()).sum();
+    let entries: usize = processes.iter().map(|(_, pages, _)| pages.entries().len()).sum();
     let parts =
         if entries >= PARALLEL_ENTRIES { rayon::current_num_threads().clamp(1, 8) } else { 1 };
     exact_in_parts(processes, table, page_size, ws, want_groups, parts)
@@ -407,7 +407,7 @@ fn exact_in_parts<'a>(
             let (low, high) = (*low, *low + occurrences.len());
             let mut c = Counted::new(processes.len(), set_count);
             for &(_, pages, frames) in processes {
-                for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
+                for (mapping, range) in pages.mappings.iter().zip(pages.ranges()) {
                     let range = range.start as usize..range.end as usize;
                     // Neighbouring frames are mostly in one set: (set, bytes) added up per run.
                     let mut run = (0u32, 0u64);
@@ -416,7 +416,8 @@ fn exact_in_parts<'a>(
                             *c.set_names.entry((run.0, mapping.name())).or_default() += run.1;
                         }
                     };
-                    for (entry, &frame) in pages.entries[range.clone()].iter().zip(&frames[range]) {
+                    for (entry, &frame) in pages.entries()[range.clone()].iter().zip(&frames[range])
+                    {
                         let frame = frame as usize;
                         if frame < low || frame >= high {
                             continue; // another part's, or NO_FRAME
@@ -517,7 +518,7 @@ fn process_figures<'a>(
     let mut me = ExactProcess::default();
     // What has no frame to count (swapped, the zero page), every entry's.
     let (mut swapped, mut zero_page) = (Vec::new(), 0u64);
-    for (entry, _) in pages.entries.iter().zip(frames).filter(|(_, f)| **f == NO_FRAME) {
+    for (entry, _) in pages.entries().iter().zip(frames).filter(|(_, f)| **f == NO_FRAME) {
         if let Some(swap) = entry.swap_entry() {
             swapped.push(swap);
             me.swap += entry.bytes(page_size);
@@ -531,12 +532,12 @@ fn process_figures<'a>(
     // Neighbouring pages usually have the same counts: the divisions are done once per change.
     let mut last_counts = (0u32, 0u32);
     let (mut pss_step, mut share) = (0u64, 0f64);
-    for (mapping, range) in pages.mappings.iter().zip(&pages.ranges) {
+    for (mapping, range) in pages.mappings.iter().zip(pages.ranges()) {
         let range = range.start as usize..range.end as usize;
         // Added up here and into the name's slot once: a running sum kept in the map's slot
         // waits on its own store every page.
         let (mut private, mut in_tree, mut outside) = (0f64, 0f64, 0f64);
-        for (entry, &frame) in pages.entries[range.clone()].iter().zip(&frames[range]) {
+        for (entry, &frame) in pages.entries()[range.clone()].iter().zip(&frames[range]) {
             if frame == NO_FRAME {
                 continue;
             }
@@ -657,8 +658,9 @@ fn top_pairs(groups: &[SharingGroup]) -> Vec<Pair> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::snapshot::MappingSpan;
     use crate::model::snapshot::pagemap_bits::{PRESENT, SWAPPED};
-    use crate::model::testing::{mapping, pages};
+    use crate::model::testing::pages;
 
     const PAGE: u64 = 4096;
 
@@ -698,7 +700,7 @@ mod tests {
         for pfn in 0..300u64 {
             let mapped: u32 = procs
                 .iter()
-                .map(|p| p.entries.iter().filter(|e| e.pfn() == Some(pfn)).count() as u32)
+                .map(|p| p.entries().iter().filter(|e| e.pfn() == Some(pfn)).count() as u32)
                 .sum();
             let index = t.index(pfn).unwrap();
             t.mapcount[index] = if pfn % 37 == 0 { 0 } else { mapped + (next(3) as u32) };
@@ -828,12 +830,16 @@ mod tests {
         assert!(none.groups.is_empty() && none.pairs.is_empty());
     }
 
+    /// An anonymous mapping over `[start, end)`.
+    fn anon(start: u64, end: u64) -> MappingSpan {
+        MappingSpan { start, end, name: "[anon]".into() }
+    }
+
     #[test]
     fn a_huge_page_counts_whole_and_once() {
-        let huge = |head: u64| PagesRaw {
-            mappings: vec![mapping("[anon]", 0).into()],
-            entries: vec![PageEntry::huge(0x20_0000, PRESENT | head, 9)],
-            ranges: std::iter::once(0..1).collect(),
+        let huge = |head: u64| {
+            let entry = [(0x20_0000, PageEntry::huge(PRESENT | head, 9))];
+            PagesRaw::from_entries(vec![anon(0x20_0000, 0x40_0000)], entry, PAGE)
         };
         let (a, b) = (huge(512), huge(512));
         let mut present = vec![0u64; 9];
@@ -853,26 +859,25 @@ mod tests {
 
     #[test]
     fn a_huge_page_mapped_by_pages_elsewhere_is_split_into_its_frames() {
-        let mut a = PagesRaw {
-            mappings: vec![mapping("[anon]", 0).into()],
-            entries: vec![PageEntry::huge(0x20_0000, PRESENT | 512, 9)],
-            ranges: std::iter::once(0..1).collect(),
-        };
+        let entry = [(0x20_0000, PageEntry::huge(PRESENT | 512, 9))];
+        let mut a = PagesRaw::from_entries(vec![anon(0x20_0000, 0x40_0000)], entry, PAGE);
         a.split_huge(PAGE, |head| head == 512);
-        assert_eq!(a.entries.len(), 512);
-        assert_eq!(a.ranges.len(), 1);
-        assert_eq!(a.ranges[0], 0..512);
-        assert_eq!(a.entries[3].pfn(), Some(515));
-        assert_eq!(a.entries[3].vaddr(), 0x20_0000 + 3 * PAGE);
+        assert_eq!(a.entries().len(), 512);
+        assert_eq!(a.ranges(), std::slice::from_ref(&(0..512)));
+        assert_eq!(a.entries()[3].pfn(), Some(515));
+        assert_eq!(a.vaddr(3), 0x20_0000 + 3 * PAGE);
+        assert_eq!(a.addressed(511..512).next().map(|(v, _)| v), Some(0x20_0000 + 511 * PAGE));
         assert!(!a.has_huge());
     }
 
     #[test]
     fn swap_entries_count_once() {
-        let mut a = pages(&[1]);
-        a.entries.push(PageEntry::new(0x9000, SWAPPED | 0x1234));
-        let mut b = pages(&[1]);
-        b.entries.push(PageEntry::new(0x9000, SWAPPED | 0x1234));
+        let with_swap = || {
+            let entries =
+                [(0, PageEntry::new(PRESENT | 1)), (0x9000, PageEntry::new(SWAPPED | 0x1234))];
+            PagesRaw::from_entries(vec![anon(0, 0xa000)], entries, PAGE)
+        };
+        let (a, b) = (with_swap(), with_swap());
         let t = table(&[(1, 2)], &[]);
         let (totals, per) = exact(&[(1, &a), (2, &b)], &t, PAGE, &mut Workspace::default(), true);
         assert_eq!(totals.swap, PAGE);

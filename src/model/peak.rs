@@ -50,7 +50,7 @@ fn consistent(snapshot: &Snapshot) -> bool {
         let (Ok(rollup), Some(Ok(pages))) = (&p.rollup, &p.pages) else { return true };
         let Some(rss) = rollup.rss else { return true };
         let present: u64 = pages
-            .entries
+            .entries()
             .iter()
             .filter(|e| e.pfn().is_some())
             .map(|e| e.bytes(snapshot.page_size))
@@ -253,13 +253,8 @@ mod tests {
         let sample = |rss: u64, present: u64| {
             let mut s = snap(&[(1, rss, rss)]);
             s.page_size = 4096;
-            s.processes[0].pages = Some(Ok(PagesRaw {
-                mappings: Vec::new(),
-                entries: (0..present)
-                    .map(|i| PageEntry::new(i * 4096, PRESENT | (i + 1)))
-                    .collect(),
-                ranges: Vec::new(),
-            }));
+            let entries = (0..present).map(|i| (i * 4096, PageEntry::new(PRESENT | (i + 1))));
+            s.processes[0].pages = Some(Ok(PagesRaw::from_entries(Vec::new(), entries, 4096)));
             s
         };
         let mib = 1 << 20;
@@ -283,13 +278,8 @@ mod tests {
         use crate::model::snapshot::{PageEntry, PagesRaw, pagemap_bits::PRESENT};
         let mib = 1 << 20;
         let pages = |present: u64| {
-            Some(Ok(PagesRaw {
-                mappings: Vec::new(),
-                entries: (0..present)
-                    .map(|i| PageEntry::new(i * 4096, PRESENT | (i + 1)))
-                    .collect(),
-                ranges: Vec::new(),
-            }))
+            let entries = (0..present).map(|i| (i * 4096, PageEntry::new(PRESENT | (i + 1))));
+            Some(Ok(PagesRaw::from_entries(Vec::new(), entries, 4096)))
         };
         // Both processes read whole, but the first torn (40 MiB of pages for 100 of rollup),
         // as a process that maps the zero page looks in every sample.

@@ -79,39 +79,39 @@ pub mod pagemap_bits {
     pub const FILE_OR_SHARED_ANON: u64 = 1 << 61;
     pub const SWAPPED: u64 = 1 << 62;
     pub const PRESENT: u64 = 1 << 63;
+    /// Where memtree keeps an entry's order ([`super::PageEntry::order`]): bits 57–60. The
+    /// kernel's bit 57 (userfaultfd write-protected, which nothing here reads) is dropped when
+    /// an entry is kept, and its bits 58–60 are always zero.
+    pub const ORDER_SHIFT: u32 = 57;
+    pub const ORDER_MASK: u64 = 0xf << ORDER_SHIFT;
 }
 
 /// One pagemap entry that is present or swapped: a base page, or a PMD-mapped transparent huge
 /// page read as one entry (the pagemap entry of its first base page, whose PFN is the huge
-/// page's head frame).
+/// page's head frame). 8 bytes, for the millions a large tree has: the raw entry, with its
+/// order in bits 57–60 ([`pagemap_bits::ORDER_MASK`]); its address is kept by its [`PagesRaw`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageEntry {
-    /// The virtual address (page-aligned) with the entry's order (log2 of its base pages: 0,
-    /// or 9 for a 2 MiB huge page on 4 KiB pages) in the low 12 bits, which an address never
-    /// uses: 16 bytes an entry, for the millions a large tree has.
-    word: u64,
-    /// The raw 64-bit pagemap entry.
+    /// The raw 64-bit pagemap entry (and the order, in bits the kernel leaves zero).
     pub raw: u64,
 }
 
 impl PageEntry {
-    /// A base page at `vaddr`.
-    pub fn new(vaddr: u64, raw: u64) -> Self {
-        PageEntry { word: vaddr & !0xfff, raw }
+    /// A base page, from its raw pagemap entry.
+    pub fn new(raw: u64) -> Self {
+        PageEntry { raw: raw & !pagemap_bits::ORDER_MASK }
     }
 
-    /// `1 << order` base pages at `vaddr` mapped as one huge page.
-    pub fn huge(vaddr: u64, raw: u64, order: u32) -> Self {
-        PageEntry { word: (vaddr & !0xfff) | u64::from(order & 0xfff), raw }
-    }
-
-    pub fn vaddr(&self) -> u64 {
-        self.word & !0xfff
+    /// `1 << order` base pages mapped as one huge page (an order above 15 is kept as 15: no
+    /// architecture's PMD holds more than 2^13 base pages).
+    pub fn huge(raw: u64, order: u32) -> Self {
+        let order = u64::from(order.min(15)) << pagemap_bits::ORDER_SHIFT;
+        PageEntry { raw: (raw & !pagemap_bits::ORDER_MASK) | order }
     }
 
     /// log2 of the base pages the entry stands for.
     pub fn order(&self) -> u32 {
-        (self.word & 0xfff) as u32
+        ((self.raw & pagemap_bits::ORDER_MASK) >> pagemap_bits::ORDER_SHIFT) as u32
     }
 
     /// The bytes the entry stands for.
@@ -154,16 +154,123 @@ impl From<MappingRaw> for MappingSpan {
     }
 }
 
-/// The pages of one process: its mappings (`/proc/PID/maps`), and for each mapping the range of
-/// its present or swapped entries in `entries`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The pages of one process: its mappings (`/proc/PID/maps`), its present or swapped entries in
+/// address order, and for each mapping the range of its entries. Built with [`PagesRaw::push`]
+/// and [`PagesRaw::finish`].
+///
+/// The entries' addresses are kept in runs: a run's entries lie one after another from its
+/// address, all of one size; a new run starts at a gap or where the size changes. A process's
+/// resident memory is a few dozen runs (a 256 MiB buffer one), so 8 bytes an entry instead of 16.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PagesRaw {
     pub mappings: Vec<MappingSpan>,
-    pub entries: Vec<PageEntry>,
-    pub ranges: Vec<Range<u32>>,
+    entries: Vec<PageEntry>,
+    ranges: Vec<Range<u32>>,
+    runs: Vec<Run>,
+}
+
+/// Entries from `first` on (to the next run's first) lie one after another from `vaddr`, each
+/// `1 << shift` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    vaddr: u64,
+    first: u32,
+    shift: u32,
 }
 
 impl PagesRaw {
+    /// No entries yet, room for `capacity`.
+    pub fn new(mappings: Vec<MappingSpan>, capacity: usize) -> Self {
+        PagesRaw {
+            mappings,
+            entries: Vec::with_capacity(capacity),
+            ranges: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    /// `entries` (each with its address, in address order) over `mappings`, finished.
+    pub fn from_entries(
+        mappings: Vec<MappingSpan>,
+        entries: impl IntoIterator<Item = (u64, PageEntry)>,
+        page_size: u64,
+    ) -> Self {
+        let mut pages = PagesRaw::new(mappings, 0);
+        for (vaddr, entry) in entries {
+            pages.push(vaddr, entry, page_size);
+        }
+        pages.finish()
+    }
+
+    /// Adds `entry`, at `vaddr` (above every entry's so far).
+    pub fn push(&mut self, vaddr: u64, entry: PageEntry, page_size: u64) {
+        let shift = page_size.trailing_zeros() + entry.order();
+        let at = self.entries.len() as u32;
+        let continues = self.runs.last().is_some_and(|run| {
+            run.shift == shift && run.vaddr + (u64::from(at - run.first) << shift) == vaddr
+        });
+        if !continues {
+            self.runs.push(Run { vaddr, first: at, shift });
+        }
+        self.entries.push(entry);
+    }
+
+    /// Cuts the entries into one range per mapping, once every entry is pushed (entries are in
+    /// address order, as the mappings are; one outside every mapping is in no range).
+    pub fn finish(mut self) -> Self {
+        let mut ranges = Vec::with_capacity(self.mappings.len());
+        let mut addresses = self.addressed(0..self.entries.len() as u32).map(|(v, _)| v).peekable();
+        let mut at = 0u32;
+        for mapping in &self.mappings {
+            while addresses.next_if(|&v| v < mapping.start).is_some() {
+                at += 1;
+            }
+            let start = at;
+            while addresses.next_if(|&v| v < mapping.end).is_some() {
+                at += 1;
+            }
+            ranges.push(start..at);
+        }
+        self.ranges = ranges;
+        self
+    }
+
+    pub fn entries(&self) -> &[PageEntry] {
+        &self.entries
+    }
+
+    /// The range of `entries` of each mapping, in the order of `mappings`.
+    pub fn ranges(&self) -> &[Range<u32>] {
+        &self.ranges
+    }
+
+    /// The address of entry `index`.
+    pub fn vaddr(&self, index: usize) -> u64 {
+        let run = self.runs[self.runs.partition_point(|r| r.first as usize <= index) - 1];
+        run.vaddr + ((index as u64 - u64::from(run.first)) << run.shift)
+    }
+
+    /// The first entry that ends above `addr` (the one holding it, or the next), or the number
+    /// of entries: found from the runs, not by walking the entries.
+    pub fn first_ending_above(&self, addr: u64) -> usize {
+        let at = self.runs.partition_point(|r| r.vaddr <= addr);
+        let Some(run) = at.checked_sub(1).map(|i| self.runs[i]) else { return 0 };
+        let next = self.runs.get(at).map_or(self.entries.len(), |r| r.first as usize);
+        (run.first as usize + ((addr - run.vaddr) >> run.shift) as usize).min(next)
+    }
+
+    /// Addresses of entries looked up near one another (each in O(1) when the indices mostly
+    /// rise, as a walk over the entries does).
+    pub fn cursor(&self) -> Cursor<'_> {
+        Cursor { pages: self, run: 0 }
+    }
+
+    /// The entries of `range`, each with its address.
+    pub fn addressed(&self, range: Range<u32>) -> Addressed<'_> {
+        let run = self.runs.partition_point(|r| r.first <= range.start).saturating_sub(1);
+        Addressed { pages: self, at: range.start, end: range.end, run }
+    }
+
     /// Whether any entry is a huge page.
     pub fn has_huge(&self) -> bool {
         self.entries.iter().any(|e| e.order() > 0)
@@ -176,26 +283,76 @@ impl PagesRaw {
         if !self.entries.iter().any(|e| e.order() > 0 && e.pfn().is_some_and(&split)) {
             return;
         }
-        let mut entries = Vec::with_capacity(self.entries.len());
-        for range in &mut self.ranges {
-            let start = entries.len() as u32;
-            for entry in &self.entries[range.start as usize..range.end as usize] {
-                match entry.pfn() {
-                    Some(head) if entry.order() > 0 && split(head) => {
-                        let flags = entry.raw & !pagemap_bits::PFN_MASK;
-                        for k in 0..1u64 << entry.order() {
-                            entries.push(PageEntry::new(
-                                entry.vaddr() + k * page_size,
-                                flags | (head + k),
-                            ));
-                        }
+        let mut pages = PagesRaw::new(std::mem::take(&mut self.mappings), self.entries.len());
+        for (vaddr, entry) in self.addressed(0..self.entries.len() as u32) {
+            match entry.pfn() {
+                Some(head) if entry.order() > 0 && split(head) => {
+                    let flags = entry.raw & !pagemap_bits::PFN_MASK;
+                    for k in 0..1u64 << entry.order() {
+                        pages.push(
+                            vaddr + k * page_size,
+                            PageEntry::new(flags | (head + k)),
+                            page_size,
+                        );
                     }
-                    _ => entries.push(*entry),
                 }
+                _ => pages.push(vaddr, *entry, page_size),
             }
-            *range = start..entries.len() as u32;
         }
-        self.entries = entries;
+        *self = pages.finish();
+    }
+}
+
+/// Addresses of a [`PagesRaw`]'s entries ([`PagesRaw::cursor`]).
+pub struct Cursor<'a> {
+    pages: &'a PagesRaw,
+    run: usize,
+}
+
+impl Cursor<'_> {
+    /// The address of entry `index`.
+    pub fn vaddr(&mut self, index: usize) -> u64 {
+        let runs = &self.pages.runs;
+        if runs.get(self.run).is_none_or(|r| r.first as usize > index) {
+            self.run = runs.partition_point(|r| r.first as usize <= index).saturating_sub(1);
+        }
+        while runs.get(self.run + 1).is_some_and(|r| r.first as usize <= index) {
+            self.run += 1;
+        }
+        let run = runs[self.run];
+        run.vaddr + ((index as u64 - u64::from(run.first)) << run.shift)
+    }
+}
+
+/// The entries of a range of a [`PagesRaw`] with their addresses ([`PagesRaw::addressed`]).
+pub struct Addressed<'a> {
+    pages: &'a PagesRaw,
+    at: u32,
+    end: u32,
+    run: usize,
+}
+
+impl<'a> Iterator for Addressed<'a> {
+    type Item = (u64, &'a PageEntry);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at >= self.end {
+            return None;
+        }
+        let runs = &self.pages.runs;
+        while runs.get(self.run + 1).is_some_and(|r| r.first <= self.at) {
+            self.run += 1;
+        }
+        let run = runs[self.run];
+        let vaddr = run.vaddr + (u64::from(self.at - run.first) << run.shift);
+        let entry = &self.pages.entries[self.at as usize];
+        self.at += 1;
+        Some((vaddr, entry))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.end.saturating_sub(self.at) as usize;
+        (left, Some(left))
     }
 }
 
@@ -435,4 +592,74 @@ pub struct Snapshot {
     pub pfn_table: Option<Result<PfnTable, Unreadable>>,
     /// The base page size pagemap entries describe.
     pub page_size: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pagemap_bits::{EXCLUSIVE, PRESENT};
+
+    const PAGE: u64 = 4096;
+
+    /// Entries at scattered addresses, base pages and huge ones, as the runs must give them
+    /// back: every address by index, by a cursor walking both ways, by the iterator from any
+    /// start, and the entry holding (or following) any address.
+    #[test]
+    fn runs_give_back_every_address() {
+        let mut at = Vec::new();
+        let mut v = 0x10_0000u64;
+        for k in 0..300u64 {
+            let huge = k % 50 == 7;
+            if huge {
+                v = v.next_multiple_of(PAGE << 9);
+            }
+            let entry = if huge {
+                PageEntry::huge(PRESENT | (k << 9), 9)
+            } else {
+                PageEntry::new(PRESENT | EXCLUSIVE | k)
+            };
+            at.push((v, entry));
+            v += entry.bytes(PAGE);
+            if k % 13 == 0 {
+                v += (k % 5 + 1) * PAGE; // a gap
+            }
+        }
+        let end = v + PAGE;
+        let mapping = MappingSpan { start: 0x10_0000, end, name: "[anon]".into() };
+        let pages = PagesRaw::from_entries(vec![mapping], at.clone(), PAGE);
+        assert!(pages.runs.len() > 20 && pages.runs.len() < at.len(), "{}", pages.runs.len());
+        assert_eq!(pages.ranges(), std::slice::from_ref(&(0..300)));
+        let mut cursor = pages.cursor();
+        for (i, (vaddr, entry)) in at.iter().enumerate() {
+            assert_eq!(pages.vaddr(i), *vaddr, "entry {i}");
+            assert_eq!(cursor.vaddr(i), *vaddr, "entry {i} walking up");
+            assert_eq!(pages.entries()[i], *entry);
+            assert_eq!(pages.entries()[i].order(), if i % 50 == 7 { 9 } else { 0 });
+        }
+        for i in (0..at.len()).rev() {
+            assert_eq!(cursor.vaddr(i), at[i].0, "entry {i} walking down");
+        }
+        for start in [0u32, 1, 7, 8, 150, 299] {
+            let got: Vec<(u64, PageEntry)> =
+                pages.addressed(start..300).map(|(v, e)| (v, *e)).collect();
+            assert_eq!(got, at[start as usize..]);
+        }
+        let naive =
+            |addr: u64| at.iter().position(|(v, e)| v + e.bytes(PAGE) > addr).unwrap_or(at.len());
+        for addr in (0x0f_0000..end + PAGE).step_by(PAGE as usize / 2) {
+            assert_eq!(pages.first_ending_above(addr), naive(addr), "at {addr:#x}");
+        }
+    }
+
+    #[test]
+    fn an_entry_keeps_its_order_apart_from_the_kernel_bits() {
+        // Bit 57 (userfaultfd write-protected) is the kernel's; it is not taken for an order.
+        let raw = PRESENT | EXCLUSIVE | (1 << 57) | 0x1234;
+        let base = PageEntry::new(raw);
+        assert_eq!((base.order(), base.pfn(), base.bytes(PAGE)), (0, Some(0x1234), PAGE));
+        let huge = PageEntry::huge(raw, 9);
+        assert_eq!((huge.order(), huge.pfn(), huge.bytes(PAGE)), (9, Some(0x1234), PAGE << 9));
+        assert_eq!(huge.raw & EXCLUSIVE, EXCLUSIVE);
+        assert_eq!(std::mem::size_of::<PageEntry>(), 8);
+    }
 }

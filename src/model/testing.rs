@@ -104,16 +104,11 @@ pub(crate) fn mapping(name: &str, rss: u64) -> MappingRaw {
 
 /// The pages of a process mapping `frames` in order, one 4 KiB page each, in one mapping.
 pub(crate) fn pages(frames: &[u64]) -> super::snapshot::PagesRaw {
-    use super::snapshot::{PageEntry, PagesRaw, pagemap_bits::PRESENT};
-    PagesRaw {
-        mappings: vec![mapping("buf", 0).into()],
-        entries: frames
-            .iter()
-            .enumerate()
-            .map(|(i, &pfn)| PageEntry::new(i as u64 * 4096, PRESENT | pfn))
-            .collect(),
-        ranges: std::iter::once(0..frames.len() as u32).collect(),
-    }
+    use super::snapshot::{MappingSpan, PageEntry, PagesRaw, pagemap_bits::PRESENT};
+    let entries =
+        frames.iter().enumerate().map(|(i, &pfn)| (i as u64 * 4096, PageEntry::new(PRESENT | pfn)));
+    let end = (frames.len() as u64 * 4096).max(4096);
+    PagesRaw::from_entries(vec![MappingSpan { start: 0, end, name: "buf".into() }], entries, 4096)
 }
 
 /// The three built-in workloads as a privileged, exact snapshot, each a parent and three

@@ -54,8 +54,8 @@ fn plan_process(
     visited: &mut [u64],
     regions: &mut Vec<Region>,
 ) {
-    for (index, range) in pages.ranges.iter().enumerate() {
-        for entry in &pages.entries[range.start as usize..range.end as usize] {
+    for (index, range) in pages.ranges().iter().enumerate() {
+        for (vaddr, entry) in pages.addressed(range.clone()) {
             let Some(pfn) = entry.pfn() else { continue };
             let Some(frame) = table.index(pfn) else { continue };
             let Some(&f) = table.flags.get(frame) else { continue };
@@ -68,10 +68,10 @@ fn plan_process(
             visited[word] |= bit;
             let bytes = entry.bytes(page);
             match regions.last_mut() {
-                Some((start, len, m)) if *m == index as u32 && *start + *len == entry.vaddr() => {
+                Some((start, len, m)) if *m == index as u32 && *start + *len == vaddr => {
                     *len += bytes;
                 }
-                _ => regions.push((entry.vaddr(), bytes, index as u32)),
+                _ => regions.push((vaddr, bytes, index as u32)),
             }
         }
     }
@@ -164,9 +164,9 @@ pub fn open_mem(sampler: &Sampler, pid: u32) -> Result<File, Unreadable> {
 /// (read in each: counted as duplicated, which KSM already undid).
 pub fn plan_exclusive(pages: &PagesRaw, page: u64, parent: Option<&HashSet<u64>>) -> Vec<Region> {
     let mut regions: Vec<Region> = Vec::new();
-    for (index, (mapping, range)) in pages.mappings.iter().zip(&pages.ranges).enumerate() {
+    for (index, (mapping, range)) in pages.mappings.iter().zip(pages.ranges()).enumerate() {
         let shmem = is_shared_memory(mapping.name());
-        for entry in &pages.entries[range.start as usize..range.end as usize] {
+        for (vaddr, entry) in pages.addressed(range.clone()) {
             let raw = entry.raw;
             let present = raw & pagemap_bits::PRESENT != 0;
             let exclusive = raw & pagemap_bits::EXCLUSIVE != 0;
@@ -174,17 +174,17 @@ pub fn plan_exclusive(pages: &PagesRaw, page: u64, parent: Option<&HashSet<u64>>
             let ours = if exclusive {
                 anonymous || shmem
             } else {
-                anonymous && parent.is_none_or(|p| !p.contains(&entry.vaddr()))
+                anonymous && parent.is_none_or(|p| !p.contains(&vaddr))
             };
             if !(present && ours) {
                 continue;
             }
             let bytes = entry.bytes(page);
             match regions.last_mut() {
-                Some((start, len, m)) if *m == index as u32 && *start + *len == entry.vaddr() => {
+                Some((start, len, m)) if *m == index as u32 && *start + *len == vaddr => {
                     *len += bytes;
                 }
-                _ => regions.push((entry.vaddr(), bytes, index as u32)),
+                _ => regions.push((vaddr, bytes, index as u32)),
             }
         }
     }
@@ -348,13 +348,12 @@ impl Sampler {
             .filter_map(|(p, pages)| {
                 let pages = pages.as_ref().ok()?;
                 let addresses = pages
-                    .entries
-                    .iter()
-                    .filter(|e| {
+                    .addressed(0..pages.entries().len() as u32)
+                    .filter(|(_, e)| {
                         e.raw & pagemap_bits::PRESENT != 0
                             && e.raw & pagemap_bits::FILE_OR_SHARED_ANON == 0
                     })
-                    .map(|e| e.vaddr())
+                    .map(|(vaddr, _)| vaddr)
                     .collect();
                 Some((p.pid, addresses))
             })

@@ -235,7 +235,7 @@ impl Sampler {
         let max_pfn = self.max_pfn().ok();
         let mut present = vec![0u64; max_pfn.unwrap_or(0).div_ceil(64) as usize];
         for pages in snapshot.processes.iter().filter_map(|p| p.pages.as_ref()?.as_ref().ok()) {
-            for pfn in pages.entries.iter().filter_map(|e| e.pfn()) {
+            for pfn in pages.entries().iter().filter_map(|e| e.pfn()) {
                 if max_pfn.is_some_and(|max| pfn >= max) {
                     continue;
                 }
@@ -257,8 +257,10 @@ impl Sampler {
         hint: PagesHint,
     ) -> Result<PagesRaw, Unreadable> {
         let pages = self.read_page_entries(pid, page_size, hint)?;
-        let hidden =
-            pages.entries.iter().any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
+        let hidden = pages
+            .entries()
+            .iter()
+            .any(|e| e.raw & bits::PRESENT != 0 && e.raw & bits::PFN_MASK == 0);
         if hidden {
             return Err(Unreadable::PermissionDenied(
                 "physical frame numbers read as 0: they need CAP_SYS_ADMIN (run as root)".into(),
@@ -300,102 +302,20 @@ impl Sampler {
         let order = (pmd_size() / page_size).trailing_zeros();
 
         // Sized from the resident pages (smaps_rollup), so the list is never copied as it grows.
-        let mut entries = Vec::with_capacity(resident.map_or(0, |rss| rss / page_size) as usize);
-        let mut ranges = Vec::with_capacity(mappings.len());
+        let capacity = resident.map_or(0, |rss| rss / page_size) as usize;
+        let wanted = wanted_spans(&mappings, present.as_deref());
+        let mut pages = PagesRaw::new(mappings, capacity);
         let result = with_read_buffer(|buf| {
             buf.resize(CHUNK_ENTRIES * 8, 0);
-            self.read_mappings_pages(
-                &file,
-                &mappings,
-                present.as_deref(),
-                page_size,
-                order,
-                buf,
-                &mut entries,
-                &mut ranges,
-            )
+            read_spans(&file, &wanted, page_size, order, buf, &mut pages)
         });
         result.map_err(io_error)?;
         // The rollup had resident pages and pagemap shows none: the process exited (or its
         // address space went away) between the two reads — not a process of 0 bytes.
-        if entries.is_empty() && resident.is_some_and(|rss| rss > 0) {
+        if pages.entries().is_empty() && resident.is_some_and(|rss| rss > 0) {
             return Err(self.explain_empty(pid));
         }
-        Ok(PagesRaw { mappings, entries, ranges })
-    }
-
-    /// Reads the present or swapped entries of every mapping, where `present` (PAGEMAP_SCAN's
-    /// spans, if it ran) says, into `entries` in address order, one range per mapping into
-    /// `ranges`. Ranges closer than [`MERGE_GAP`] are read in one `pread` (a library's four
-    /// segments are adjacent): what lies between them is unmapped, and pagemap reports nothing
-    /// there.
-    #[allow(clippy::too_many_arguments)]
-    fn read_mappings_pages(
-        &self,
-        file: &File,
-        mappings: &[MappingSpan],
-        present: Option<&[Span]>,
-        page_size: u64,
-        order: u32,
-        buf: &mut [u8],
-        entries: &mut Vec<PageEntry>,
-        ranges: &mut Vec<std::ops::Range<u32>>,
-    ) -> io::Result<()> {
-        // What to read: every mapping, or the present spans clipped to the mappings.
-        let mut wanted: Vec<Span> = Vec::with_capacity(mappings.len());
-        match present {
-            None => wanted.extend(mappings.iter().map(|m| Span {
-                start: m.start,
-                end: m.end,
-                huge: false,
-            })),
-            Some(spans) => {
-                let mut cursor = 0;
-                for mapping in mappings {
-                    while cursor < spans.len() && spans[cursor].end <= mapping.start {
-                        cursor += 1;
-                    }
-                    let mut k = cursor;
-                    while k < spans.len() && spans[k].start < mapping.end {
-                        let span = spans[k];
-                        let (start, end) =
-                            (span.start.max(mapping.start), span.end.min(mapping.end));
-                        wanted.push(Span { start, end, huge: span.huge });
-                        k += 1;
-                    }
-                }
-            }
-        }
-        let mut i = 0;
-        while i < wanted.len() {
-            let span = wanted[i];
-            if span.huge {
-                read_huge(file, span.start, span.end, page_size, order, buf, entries)?;
-                i += 1;
-                continue;
-            }
-            let mut end = span.end;
-            let mut j = i + 1;
-            while j < wanted.len() && !wanted[j].huge && wanted[j].start <= end + MERGE_GAP {
-                end = end.max(wanted[j].end);
-                j += 1;
-            }
-            read_span(file, span.start, end, page_size, buf, entries)?;
-            i = j;
-        }
-        // Entries are in address order, as the mappings are: one range each.
-        let mut at = 0usize;
-        for mapping in mappings {
-            while at < entries.len() && entries[at].vaddr() < mapping.start {
-                at += 1;
-            }
-            let start = at;
-            while at < entries.len() && entries[at].vaddr() < mapping.end {
-                at += 1;
-            }
-            ranges.push(start as u32..at as u32);
-        }
-        Ok(())
+        Ok(pages.finish())
     }
 
     /// The highest page frame number of the machine, from `/proc/zoneinfo` (start_pfn +
@@ -490,7 +410,7 @@ fn split_huge_mapped_by_pages(snapshot: &mut Snapshot) {
     let page_size = snapshot.page_size;
     let pages = || snapshot.processes.iter().filter_map(|p| p.pages.as_ref()?.as_ref().ok());
     let heads: std::collections::HashMap<u64, u32> = pages()
-        .flat_map(|p| p.entries.iter().filter(|e| e.order() > 0))
+        .flat_map(|p| p.entries().iter().filter(|e| e.order() > 0))
         .filter_map(|e| Some((e.pfn()?, e.order())))
         .collect();
     if heads.is_empty() {
@@ -498,7 +418,7 @@ fn split_huge_mapped_by_pages(snapshot: &mut Snapshot) {
     }
     let orders: std::collections::BTreeSet<u32> = heads.values().copied().collect();
     let mut split = HashSet::new();
-    for entry in pages().flat_map(|p| p.entries.iter().filter(|e| e.order() == 0)) {
+    for entry in pages().flat_map(|p| p.entries().iter().filter(|e| e.order() == 0)) {
         let Some(pfn) = entry.pfn() else { continue };
         for &order in &orders {
             let head = pfn & !((1u64 << order) - 1);
@@ -528,12 +448,15 @@ pub struct FrameClaims {
     kpagecount: File,
 }
 
-/// What one process claimed: `(pfn, kpagecount)` of the frames it was the first to claim; the
-/// head frames (and orders) of its huge pages; and its base pages at frames aligned as a huge
-/// page's head is (one in 512), which may be a huge page's head mapped by pages.
+/// What one process claimed: the frames it was the first to claim, those mapped only once and
+/// the others with their kpagecount; the head frames (and orders) of its huge pages; and
+/// its base pages at frames aligned as a huge page's head is (one in 512), which may be a huge
+/// page's head mapped by pages.
 #[derive(Debug, Default)]
 pub struct Claimed {
-    counted: Vec<(u64, u32)>,
+    once: Vec<u64>,
+    read: Vec<u64>,
+    counts: Vec<u32>,
     heads: Vec<(u64, u32)>,
     aligned: Vec<u64>,
 }
@@ -550,7 +473,7 @@ impl FrameClaims {
         // gets mostly ascending frames: ~7 entries a word) are claimed with one atomic OR: two
         // cores claiming a parent's and a worker's frames at once walk the same words, and a
         // locked OR per frame had them pass each word's cache line back and forth 64 times.
-        let entries = &pages.entries;
+        let entries = &pages.entries();
         let mut i = 0;
         while i < entries.len() {
             let Some(pfn) = entries[i].pfn().filter(|&pfn| pfn < self.max_pfn) else {
@@ -585,7 +508,7 @@ impl FrameClaims {
                 }
                 new &= !bit;
                 if entry.order() == 0 && entry.raw & bits::EXCLUSIVE != 0 {
-                    once.push((pfn, 1));
+                    once.push(pfn);
                 } else {
                     read.push(pfn);
                 }
@@ -593,13 +516,10 @@ impl FrameClaims {
             i = j;
         }
         read.sort_unstable();
-        let mut counted = once;
-        counted.reserve(read.len());
-        let mut values = vec![0u32; read.len()];
-        read_runs(&self.kpagecount, &read, |i, v| values[i] = u32::try_from(v).unwrap_or(u32::MAX))
+        let mut counts = vec![0u32; read.len()];
+        read_runs(&self.kpagecount, &read, |i, v| counts[i] = u32::try_from(v).unwrap_or(u32::MAX))
             .map_err(|e| kpage_error("kpagecount", e))?;
-        counted.extend(read.into_iter().zip(values));
-        Ok(Claimed { counted, heads, aligned })
+        Ok(Claimed { once, read, counts, heads, aligned })
     }
 
     /// Whether the claims still make the frame table: not when a huge page must be split, one
@@ -639,9 +559,16 @@ impl FrameClaims {
     pub fn into_table(self, claims: &[Claimed]) -> PfnTable {
         let present = self.bits.into_iter().map(|w| w.into_inner()).collect();
         let mut table = PfnTable::new(present);
-        for &(pfn, count) in claims.iter().flat_map(|c| &c.counted) {
-            if let Some(index) = table.index(pfn) {
-                table.mapcount[index] = count;
+        for c in claims {
+            let counted = c
+                .once
+                .iter()
+                .map(|&pfn| (pfn, 1))
+                .chain(c.read.iter().copied().zip(c.counts.iter().copied()));
+            for (pfn, count) in counted {
+                if let Some(index) = table.index(pfn) {
+                    table.mapcount[index] = count;
+                }
             }
         }
         table
@@ -763,6 +690,64 @@ fn compact_flags(raw: u64) -> u8 {
     f
 }
 
+/// What to read of `mappings`: every mapping, or the present spans (PAGEMAP_SCAN's, if it ran)
+/// clipped to the mappings.
+fn wanted_spans(mappings: &[MappingSpan], present: Option<&[Span]>) -> Vec<Span> {
+    let mut wanted: Vec<Span> = Vec::with_capacity(mappings.len());
+    match present {
+        None => {
+            wanted.extend(mappings.iter().map(|m| Span { start: m.start, end: m.end, huge: false }))
+        }
+        Some(spans) => {
+            let mut cursor = 0;
+            for mapping in mappings {
+                while cursor < spans.len() && spans[cursor].end <= mapping.start {
+                    cursor += 1;
+                }
+                let mut k = cursor;
+                while k < spans.len() && spans[k].start < mapping.end {
+                    let span = spans[k];
+                    let (start, end) = (span.start.max(mapping.start), span.end.min(mapping.end));
+                    wanted.push(Span { start, end, huge: span.huge });
+                    k += 1;
+                }
+            }
+        }
+    }
+    wanted
+}
+
+/// Reads the present or swapped entries of the `wanted` spans into `pages`, in address order.
+/// Spans closer than [`MERGE_GAP`] are read in one `pread` (a library's four segments are
+/// adjacent): what lies between them is unmapped, and pagemap reports nothing there.
+fn read_spans(
+    file: &File,
+    wanted: &[Span],
+    page_size: u64,
+    order: u32,
+    buf: &mut [u8],
+    pages: &mut PagesRaw,
+) -> io::Result<()> {
+    let mut i = 0;
+    while i < wanted.len() {
+        let span = wanted[i];
+        if span.huge {
+            read_huge(file, span.start, span.end, page_size, order, buf, pages)?;
+            i += 1;
+            continue;
+        }
+        let mut end = span.end;
+        let mut j = i + 1;
+        while j < wanted.len() && !wanted[j].huge && wanted[j].start <= end + MERGE_GAP {
+            end = end.max(wanted[j].end);
+            j += 1;
+        }
+        read_span(file, span.start, end, page_size, buf, pages)?;
+        i = j;
+    }
+    Ok(())
+}
+
 /// Reads the pagemap entries of `[start, end)` and keeps the present or swapped ones.
 fn read_span(
     file: &File,
@@ -770,7 +755,7 @@ fn read_span(
     end: u64,
     page_size: u64,
     buf: &mut [u8],
-    out: &mut Vec<PageEntry>,
+    out: &mut PagesRaw,
 ) -> io::Result<()> {
     let mut vpn = start / page_size;
     let last = end.div_ceil(page_size);
@@ -780,7 +765,7 @@ fn read_span(
         for (k, entry) in buf[..got - got % 8].chunks_exact(8).enumerate() {
             let raw = u64::from_le_bytes(entry.try_into().expect("8 bytes"));
             if raw & (bits::PRESENT | bits::SWAPPED) != 0 {
-                out.push(PageEntry::new((vpn + k as u64) * page_size, raw));
+                out.push((vpn + k as u64) * page_size, PageEntry::new(raw), page_size);
             }
         }
         if got < count * 8 {
@@ -802,7 +787,7 @@ fn read_huge(
     page_size: u64,
     order: u32,
     buf: &mut [u8],
-    out: &mut Vec<PageEntry>,
+    out: &mut PagesRaw,
 ) -> io::Result<()> {
     let huge = page_size << order;
     let mut at = start;
@@ -819,7 +804,7 @@ fn read_huge(
         let raw = u64::from_le_bytes(entry);
         let pfn = raw & bits::PFN_MASK;
         if got == 8 && raw & bits::PRESENT != 0 && pfn != 0 && pfn.is_multiple_of(1 << order) {
-            out.push(PageEntry::huge(at, raw, order));
+            out.push(at, PageEntry::huge(raw, order), page_size);
         } else {
             read_span(file, at, at + huge, page_size, buf, out)?;
         }

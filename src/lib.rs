@@ -18,6 +18,7 @@ pub mod cli;
 pub mod model;
 pub mod record;
 pub mod report;
+pub mod resident;
 pub mod runner;
 pub mod sampler;
 pub mod serve;

@@ -141,8 +141,8 @@ pub struct Workspace {
 impl Workspace {
     fn ensure(&mut self, len: usize) {
         if self.occurrences.len() < len {
-            self.occurrences = vec![0; len];
-            self.set = vec![0; len];
+            self.occurrences = crate::resident::filled(len, 0);
+            self.set = crate::resident::filled(len, 0);
         }
     }
 }
@@ -208,14 +208,26 @@ pub const NO_FRAME: u32 = u32::MAX;
 /// worker. A kpagecount of 0 is not counted memory: the shared zero page (and any other frame
 /// mapped without a page count, as by `VM_PFNMAP` drivers, or freed since the page walk), which
 /// Rss does not count either.
+///
+/// A large process is looked up in pieces on the available cores: a tree of one large process
+/// (or of one more than there are cores) keeps every core busy.
 pub fn frames_of(pages: &PagesRaw, table: &PfnTable) -> Vec<u32> {
-    let mut last = None;
-    let mut frame = |e: &PageEntry| {
-        let index = table.index_after(e.pfn()?, &mut last)?;
+    let frame = |last: &mut Option<(u64, usize)>, e: &PageEntry| {
+        let index = table.index_after(e.pfn()?, last)?;
         (table.mapcount[index] != 0).then_some(index as u32)
     };
-    pages.entries().iter().map(|e| frame(e).unwrap_or(NO_FRAME)).collect()
+    let mut out = crate::resident::with_capacity(pages.entries().len());
+    pages
+        .entries()
+        .par_iter()
+        .with_min_len(FRAMES_PIECE)
+        .map_init(|| None, |last, e| frame(last, e).unwrap_or(NO_FRAME))
+        .collect_into_vec(&mut out);
+    out
 }
+
+/// Entries looked up together by [`frames_of`] (a piece on one core).
+const FRAMES_PIECE: usize = 16 * 1024;
 
 /// A tree with at least this many entries has its frames counted in parts, one per core.
 const PARALLEL_ENTRIES: usize = 1 << 16;

@@ -183,7 +183,7 @@ impl PagesRaw {
     pub fn new(mappings: Vec<MappingSpan>, capacity: usize) -> Self {
         PagesRaw {
             mappings,
-            entries: Vec::with_capacity(capacity),
+            entries: crate::resident::with_capacity(capacity),
             ranges: Vec::new(),
             runs: Vec::new(),
         }
@@ -218,21 +218,22 @@ impl PagesRaw {
     /// Cuts the entries into one range per mapping, once every entry is pushed (entries are in
     /// address order, as the mappings are; one outside every mapping is in no range).
     pub fn finish(mut self) -> Self {
-        let mut ranges = Vec::with_capacity(self.mappings.len());
-        let mut addresses = self.addressed(0..self.entries.len() as u32).map(|(v, _)| v).peekable();
-        let mut at = 0u32;
-        for mapping in &self.mappings {
-            while addresses.next_if(|&v| v < mapping.start).is_some() {
-                at += 1;
-            }
-            let start = at;
-            while addresses.next_if(|&v| v < mapping.end).is_some() {
-                at += 1;
-            }
-            ranges.push(start..at);
-        }
-        self.ranges = ranges;
+        self.ranges = self
+            .mappings
+            .iter()
+            .map(|m| self.first_from(m.start) as u32..self.first_from(m.end) as u32)
+            .collect();
         self
+    }
+
+    /// The first entry at or above `addr` (the number of entries below it), or the number of
+    /// entries: found from the runs, not by walking the entries.
+    fn first_from(&self, addr: u64) -> usize {
+        let at = self.runs.partition_point(|r| r.vaddr < addr);
+        let Some(run) = at.checked_sub(1).map(|i| self.runs[i]) else { return 0 };
+        let next = self.runs.get(at).map_or(self.entries.len(), |r| r.first as usize);
+        let below = (addr - run.vaddr).div_ceil(1u64 << run.shift);
+        (run.first as usize).saturating_add(usize::try_from(below).unwrap_or(usize::MAX)).min(next)
     }
 
     pub fn entries(&self) -> &[PageEntry] {
@@ -396,13 +397,68 @@ pub struct PfnTable {
 impl PfnTable {
     /// A table for the frames set in `present`, with zero counts and no flags.
     pub fn new(present: Vec<u64>) -> Self {
-        let mut rank = Vec::with_capacity(present.len());
-        let mut below = 0u32;
-        for word in &present {
-            rank.push(below);
-            below += word.count_ones();
+        use rayon::prelude::*;
+        // In pieces on the available cores (a machine of 24 GiB is 100,000 words): each
+        // piece's frames first, then each piece's ranks from the frames below it.
+        const PIECE: usize = 16 * 1024;
+        let frames: Vec<u32> = present
+            .par_chunks(PIECE)
+            .map(|piece| piece.iter().map(|w| w.count_ones()).sum())
+            .collect();
+        let mut rank = crate::resident::filled(present.len(), 0u32);
+        let total = rank
+            .par_chunks_mut(PIECE)
+            .zip(present.par_chunks(PIECE))
+            .zip(frames.par_iter())
+            .enumerate()
+            .map(|(k, ((rank, piece), &in_piece))| {
+                let mut below: u32 = frames[..k].iter().sum();
+                for (r, word) in rank.iter_mut().zip(piece) {
+                    *r = below;
+                    below += word.count_ones();
+                }
+                in_piece
+            })
+            .sum::<u32>();
+        let mapcount = crate::resident::filled(total as usize, 0);
+        PfnTable { present, rank, mapcount, flags: Vec::new() }
+    }
+
+    /// Sets the machine-wide count of each frame of `lists` — `(frames, counts)`, a count of 1
+    /// each where `counts` is `None` — in parts by frame number, one per core: each part
+    /// writes the counts of its own frames.
+    pub fn set_mapcounts(&mut self, lists: &[(&[u64], Option<&[u32]>)]) {
+        use rayon::prelude::*;
+        let parts = rayon::current_num_threads().clamp(1, 8);
+        let len = self.len();
+        // `(first frame, first index)` of each part: cut where a word's rank passes an even
+        // share of the frames.
+        let mut cuts: Vec<(u64, usize)> = vec![(0, 0)];
+        for k in 1..parts {
+            let word = self.rank.partition_point(|&r| (r as usize) < len * k / parts);
+            let index = self.rank.get(word).map_or(len, |&r| r as usize);
+            cuts.push((word as u64 * 64, index));
         }
-        PfnTable { present, rank, mapcount: vec![0; below as usize], flags: Vec::new() }
+        cuts.push((u64::MAX, len));
+        let mut slices = Vec::with_capacity(parts);
+        let mut rest = self.mapcount.as_mut_slice();
+        for pair in cuts.windows(2) {
+            let (slice, after) = rest.split_at_mut(pair[1].1 - pair[0].1);
+            slices.push((pair[0], pair[1].0, slice));
+            rest = after;
+        }
+        let (present, rank) = (&self.present, &self.rank);
+        slices.into_par_iter().for_each(|((low_pfn, low_index), high_pfn, mapcount)| {
+            for &(frames, counts) in lists {
+                let counted =
+                    frames.iter().enumerate().map(|(i, &pfn)| (pfn, counts.map_or(1, |c| c[i])));
+                for (pfn, count) in counted.filter(|&(pfn, _)| pfn >= low_pfn && pfn < high_pfn) {
+                    if let Some(index) = dense_index(present, rank, pfn) {
+                        mapcount[index - low_index] = count;
+                    }
+                }
+            }
+        });
     }
 
     /// The frames, ascending.
@@ -448,12 +504,17 @@ impl PfnTable {
     /// The dense index of `pfn`, if it is one of the table's frames.
     #[inline]
     pub fn index(&self, pfn: u64) -> Option<usize> {
-        let word = *self.present.get(usize::try_from(pfn / 64).ok()?)?;
-        let bit = 1u64 << (pfn % 64);
-        (word & bit != 0).then(|| {
-            self.rank[(pfn / 64) as usize] as usize + (word & (bit - 1)).count_ones() as usize
-        })
+        dense_index(&self.present, &self.rank, pfn)
     }
+}
+
+/// The dense index of `pfn` in a table's `present` bitmap and its `rank`s.
+#[inline]
+fn dense_index(present: &[u64], rank: &[u32], pfn: u64) -> Option<usize> {
+    let word = *present.get(usize::try_from(pfn / 64).ok()?)?;
+    let bit = 1u64 << (pfn % 64);
+    (word & bit != 0)
+        .then(|| rank[(pfn / 64) as usize] as usize + (word & (bit - 1)).count_ones() as usize)
 }
 
 /// One content-defined chunk of page contents: the xxh3 of its bytes and its length.
@@ -601,6 +662,61 @@ mod tests {
 
     const PAGE: u64 = 4096;
 
+    /// A table of several pieces (more words than one piece of [`PfnTable::new`]) gives every
+    /// frame the index of its place among all of them, and counts set in parts land on their
+    /// own frames, whichever part's range a frame falls in.
+    #[test]
+    fn a_table_of_many_pieces_indexes_and_counts_every_frame() {
+        let words = 40_000usize;
+        let mut present = vec![0u64; words];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut pfns = Vec::new();
+        for (w, word) in present.iter_mut().enumerate() {
+            // Dense at the start, sparse later, some words empty: the cuts fall unevenly.
+            let bits = if w < 5_000 {
+                next()
+            } else if w % 3 == 0 {
+                next() & next()
+            } else {
+                0
+            };
+            *word = bits;
+            for b in 0..64 {
+                if bits & (1 << b) != 0 {
+                    pfns.push(w as u64 * 64 + b);
+                }
+            }
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let mut table = pool.install(|| PfnTable::new(present));
+        assert_eq!(table.len(), pfns.len());
+        assert_eq!(table.pfns(), pfns);
+        for (i, &pfn) in pfns.iter().enumerate() {
+            assert_eq!(table.index(pfn), Some(i), "frame {pfn}");
+        }
+        assert_eq!(table.index(5), pfns.binary_search(&5).ok());
+        // Every third frame counted once, the others with a count from a second list; a
+        // frame not in the table is passed over.
+        let once: Vec<u64> = pfns.iter().copied().step_by(3).collect();
+        let read: Vec<u64> =
+            pfns.iter().copied().enumerate().filter(|(i, _)| i % 3 != 0).map(|(_, p)| p).collect();
+        let counts: Vec<u32> = read.iter().map(|&p| (p % 1000) as u32 + 2).collect();
+        let absent = [words as u64 * 64 + 1, 5_001 * 64 + 3];
+        pool.install(|| {
+            table.set_mapcounts(&[(&once, None), (&read, Some(&counts)), (&absent, None)])
+        });
+        for (i, &pfn) in pfns.iter().enumerate() {
+            let want = if i % 3 == 0 { 1 } else { (pfn % 1000) as u32 + 2 };
+            assert_eq!(table.mapcount[i], want, "frame {pfn}");
+        }
+    }
+
     /// Entries at scattered addresses, base pages and huge ones, as the runs must give them
     /// back: every address by index, by a cursor walking both ways, by the iterator from any
     /// start, and the entry holding (or following) any address.
@@ -646,9 +762,23 @@ mod tests {
         }
         let naive =
             |addr: u64| at.iter().position(|(v, e)| v + e.bytes(PAGE) > addr).unwrap_or(at.len());
+        let below = |addr: u64| at.iter().filter(|(v, _)| *v < addr).count();
         for addr in (0x0f_0000..end + PAGE).step_by(PAGE as usize / 2) {
             assert_eq!(pages.first_ending_above(addr), naive(addr), "at {addr:#x}");
+            assert_eq!(pages.first_from(addr), below(addr), "from {addr:#x}");
         }
+        // Mappings cut anywhere (in gaps, inside runs, with entries before the first and
+        // between two), each with the entries inside it.
+        let spans = [(at[5].0, at[60].0), (at[60].0 + PAGE, at[200].0 - PAGE), (at[250].0, end)];
+        let mappings: Vec<MappingSpan> = spans
+            .iter()
+            .map(|&(start, end)| MappingSpan { start, end, name: "[anon]".into() })
+            .collect();
+        let want: Vec<Range<u32>> =
+            mappings.iter().map(|m| below(m.start) as u32..below(m.end) as u32).collect();
+        assert!(want.iter().all(|r| !r.is_empty()) && want[0].start > 0, "{want:?}");
+        let pages = PagesRaw::from_entries(mappings, at.clone(), PAGE);
+        assert_eq!(pages.ranges(), want);
     }
 
     #[test]

@@ -559,18 +559,11 @@ impl FrameClaims {
     pub fn into_table(self, claims: &[Claimed]) -> PfnTable {
         let present = self.bits.into_iter().map(|w| w.into_inner()).collect();
         let mut table = PfnTable::new(present);
-        for c in claims {
-            let counted = c
-                .once
-                .iter()
-                .map(|&pfn| (pfn, 1))
-                .chain(c.read.iter().copied().zip(c.counts.iter().copied()));
-            for (pfn, count) in counted {
-                if let Some(index) = table.index(pfn) {
-                    table.mapcount[index] = count;
-                }
-            }
-        }
+        let lists: Vec<(&[u64], Option<&[u32]>)> = claims
+            .iter()
+            .flat_map(|c| [(&c.once[..], None), (&c.read[..], Some(&c.counts[..]))])
+            .collect();
+        table.set_mapcounts(&lists);
         table
     }
 }

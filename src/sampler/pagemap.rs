@@ -49,21 +49,34 @@ const MERGE_GAP: u64 = 256 << 10;
 const RUN_GAP: u64 = 16;
 
 /// What is known of a process's pages before they are read, from its smaps_rollup: how much
-/// is resident, and whether any of it is in huge pages (`None`: unknown).
+/// is resident, and how much of it is in huge pages (`None`: unknown).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PagesHint {
     pub resident: Option<u64>,
-    pub huge: Option<bool>,
+    pub huge_bytes: Option<u64>,
 }
 
 impl PagesHint {
     pub fn from_rollup(fields: &SmapsFields) -> Self {
-        let huge = [fields.anon_huge_pages, fields.shmem_pmd_mapped, fields.file_pmd_mapped]
+        let huge_bytes = [fields.anon_huge_pages, fields.shmem_pmd_mapped, fields.file_pmd_mapped]
             .into_iter()
             .flatten()
-            .reduce(u64::saturating_add)
-            .map(|bytes| bytes > 0);
-        PagesHint { resident: fields.rss, huge }
+            .reduce(u64::saturating_add);
+        PagesHint { resident: fields.rss, huge_bytes }
+    }
+
+    /// Whether any resident page is huge (`None`: unknown).
+    fn huge(&self) -> Option<bool> {
+        self.huge_bytes.map(|bytes| bytes > 0)
+    }
+
+    /// How many entries the pages read as: a base page each, a huge page one (`None`:
+    /// unknown).
+    fn entries(&self, page_size: u64) -> Option<usize> {
+        let huge = self.huge_bytes.unwrap_or(0);
+        let rss = self.resident?;
+        let base = rss.saturating_sub(huge) / page_size;
+        usize::try_from(base + huge / pmd_size().max(page_size)).ok()
     }
 }
 
@@ -297,12 +310,16 @@ impl Sampler {
         let last = mappings.iter().map(|m| m.end).max().unwrap_or(first);
         let mapped: u64 = mappings.iter().map(|m| m.end - m.start).sum();
         let sparse = resident.is_none_or(|rss| mapped > SPARSE_FACTOR * rss);
-        let present =
-            if sparse || hint.huge != Some(false) { scan_ranges(&file, first, last) } else { None };
+        let present = if sparse || hint.huge() != Some(false) {
+            scan_ranges(&file, first, last)
+        } else {
+            None
+        };
         let order = (pmd_size() / page_size).trailing_zeros();
 
-        // Sized from the resident pages (smaps_rollup), so the list is never copied as it grows.
-        let capacity = resident.map_or(0, |rss| rss / page_size) as usize;
+        // Sized from the resident pages (smaps_rollup), so the list is never copied as it grows
+        // (and is faulted in at once: see `resident`).
+        let capacity = hint.entries(page_size).unwrap_or(0);
         let wanted = wanted_spans(&mappings, present.as_deref());
         let mut pages = PagesRaw::new(mappings, capacity);
         let result = with_read_buffer(|buf| {
@@ -818,4 +835,24 @@ fn read_full(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         }
     }
     Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The room kept for a process's entries counts a huge page as one entry: a THP-backed
+    /// buffer is not given (and faulted in) 512 times the room it takes.
+    #[test]
+    fn a_huge_page_takes_the_room_of_one_entry() {
+        let (page, huge) = (4096, pmd_size());
+        let hint = |rss, huge_bytes| PagesHint { resident: Some(rss), huge_bytes };
+        assert_eq!(hint(256 << 20, Some(0)).entries(page), Some(65536));
+        assert_eq!(hint(256 << 20, None).entries(page), Some(65536));
+        let thp = hint((1 << 20) + 100 * huge, Some(100 * huge));
+        assert_eq!(thp.entries(page), Some(256 + 100));
+        assert_eq!(thp.huge(), Some(true));
+        assert_eq!(hint(1 << 20, Some(0)).huge(), Some(false));
+        assert_eq!(PagesHint { resident: None, huge_bytes: None }.entries(page), None);
+    }
 }

@@ -161,8 +161,16 @@ fn each_worker_says_how_python_started_it() {
         let pid =
             line.trim().strip_prefix("ready ").unwrap_or_else(|| panic!("{line:?}")).to_string();
         let report = super::support::report_json(&["--pid", &pid]);
-        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
+        // SIGTERM, not SIGKILL: multiprocessing's resource tracker ignores it and, once the
+        // main process is gone, unlinks the named semaphores (/dev/shm/sem.mp-*) of the spawn
+        // and forkserver pools; a SIGKILL of the whole group left them behind.
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
         let _ = child.wait();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while nix::sys::signal::kill(group, None).is_ok() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGKILL);
         let workers: Vec<_> = report
             .processes
             .iter()

@@ -29,7 +29,7 @@ fn populate(start: *mut c_void, bytes: usize) {
     if bytes < AT_LEAST {
         return;
     }
-    let page = crate::sampler::page_size() as usize;
+    let page = page_size() as usize;
     let first = (start as usize).next_multiple_of(page);
     let end = (start as usize + bytes) / page * page;
     let Some(first_page) = NonNull::new(first as *mut c_void) else { return };
@@ -47,6 +47,16 @@ fn populate(start: *mut c_void, bytes: usize) {
     }
 }
 
+/// The base page size (what one pagemap entry describes), from the auxiliary vector; 4 KiB if
+/// it cannot be read.
+pub fn page_size() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,7 +65,7 @@ mod tests {
     /// Of the pages of `bytes` at `start`, how many are present (pagemap's bit 63, which
     /// needs no privilege).
     fn present_pages(start: usize, bytes: usize) -> usize {
-        let page = crate::sampler::page_size() as usize;
+        let page = page_size() as usize;
         let (first, end) = (start.next_multiple_of(page), (start + bytes) / page * page);
         let mut raw = vec![0u8; (end - first) / page * 8];
         let pagemap = std::fs::File::open("/proc/self/pagemap").unwrap();
@@ -69,7 +79,7 @@ mod tests {
     /// for; a small vector is left to fault in as it is written.
     #[test]
     fn the_room_is_resident_before_it_is_written() {
-        let page = crate::sampler::page_size() as usize;
+        let page = page_size() as usize;
         let v: Vec<u64> = with_capacity(8 << 20); // 64 MiB
         let pages = (64 << 20) / page;
         assert!(present_pages(v.as_ptr() as usize, 64 << 20) >= pages - 1);

@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 pub use self::error::ReadError;
 pub use self::session::{Cadence, Progress, Round, Sample, Session, Target};
 use crate::model::snapshot::{MappingRaw, ProcessSample, SmapsFields, Unreadable};
+/// The base page size (what one pagemap entry describes).
+pub use crate::resident::page_size;
 
 /// `PF_KTHREAD` in the `flags` field of `/proc/PID/stat` (include/linux/sched.h).
 const PF_KTHREAD: u32 = 0x0020_0000;
@@ -597,15 +599,6 @@ pub fn parse_stat(pid: u32, bytes: &[u8]) -> Result<StatInfo, String> {
     let ppid: i64 = field(1, "ppid")?.parse().map_err(|_| "ppid is not a number".to_string())?;
     let flags: u32 = field(6, "flags")?.parse().map_err(|_| "flags is not a number".to_string())?;
     Ok(StatInfo { pid, ppid: u32::try_from(ppid).unwrap_or(0), name, state, flags, problem: None })
-}
-
-/// The base page size (what one pagemap entry describes).
-pub fn page_size() -> u64 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|p| u64::try_from(p).ok())
-        .unwrap_or(4096)
 }
 
 /// The real uid: the first number of the `Uid:` line of `/proc/PID/status`.

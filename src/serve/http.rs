@@ -5,9 +5,10 @@
 //! - Nothing ends the accept loop but [`Server::stop`]: a failed `accept` (out of file
 //!   descriptors, a connection reset before it was taken) waits a moment and goes on.
 //! - A connection has a thread of its own, at most [`MAX_CONNECTIONS`] at once (more are told
-//!   503 and closed), and [`SOCKET_TIMEOUT`] to send each request head and to take each
-//!   answer: a client that never sends, sends a byte at a time or never reads holds its
-//!   thread that long at most.
+//!   503 and closed), and [`SOCKET_TIMEOUT`] to send each request head and as long to take
+//!   each whole answer: a client that never sends, sends a byte at a time, never reads or
+//!   reads a little at a time holds its thread that long at most (Prometheus gives up on a
+//!   scrape after 10 s by default too).
 //! - A head is at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] headers (431 beyond); a request
 //!   with a body is answered and its connection closed (nothing here takes a body).
 
@@ -19,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long a connection may take to send a request head (or stay idle between requests),
-/// and to take each write of an answer.
+/// and to take a whole answer.
 pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections answered at once; more are refused with 503.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -84,12 +85,17 @@ impl Listener {
 
     /// Answers every connection with `handler`, in the background, until [`Server::stop`].
     pub fn start(self, handler: Handler) -> Server {
+        self.start_with_timeout(handler, SOCKET_TIMEOUT)
+    }
+
+    /// [`Listener::start`] with another time for a request head and for an answer.
+    pub fn start_with_timeout(self, handler: Handler, timeout: Duration) -> Server {
         let quit = Arc::new(AtomicBool::new(false));
         let thread = {
             let quit = quit.clone();
             std::thread::Builder::new()
                 .name("memtree-accept".into())
-                .spawn(move || accept_loop(&self.0, &quit, &handler))
+                .spawn(move || accept_loop(&self.0, &quit, &handler, timeout))
                 .expect("a thread can be started")
         };
         Server { quit, thread: Some(thread) }
@@ -123,7 +129,7 @@ impl Drop for Server {
     }
 }
 
-fn accept_loop(listener: &TcpListener, quit: &AtomicBool, handler: &Handler) {
+fn accept_loop(listener: &TcpListener, quit: &AtomicBool, handler: &Handler, timeout: Duration) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let open = Arc::new(AtomicUsize::new(0));
     while !quit.load(Ordering::SeqCst) {
@@ -154,7 +160,7 @@ fn accept_loop(listener: &TcpListener, quit: &AtomicBool, handler: &Handler) {
         let handler = handler.clone();
         let _ = std::thread::Builder::new().name("memtree-http".into()).spawn(move || {
             let _slot = slot;
-            connection(stream, &handler);
+            connection(stream, &handler, timeout);
         });
     }
 }
@@ -178,28 +184,56 @@ fn refuse(mut stream: TcpStream) {
 
 /// Reads requests from one connection and answers each, until the client closes, breaks the
 /// protocol, asks to close or runs out of time.
-fn connection(mut stream: TcpStream, handler: &Handler) {
-    if stream.set_nonblocking(false).is_err()
-        || stream.set_write_timeout(Some(SOCKET_TIMEOUT)).is_err()
-    {
+fn connection(mut stream: TcpStream, handler: &Handler, timeout: Duration) {
+    if stream.set_nonblocking(false).is_err() {
         return;
     }
     let mut buffer: Vec<u8> = Vec::with_capacity(1024);
     loop {
-        let (request, keep_alive) = match read_head(&mut stream, &mut buffer) {
+        let (request, keep_alive) = match read_head(&mut stream, &mut buffer, timeout) {
             Head::Request(request, keep_alive) => (request, keep_alive),
             Head::Closed => return,
             Head::Refused(status, why) => {
-                let _ = stream.write_all(&encode(&Response::text(status, why), false, true));
+                let answer = encode(&Response::text(status, why), false, true);
+                let _ = write_within(&mut stream, &answer, timeout);
                 return;
             }
         };
         let response = handler(&request);
         let head_only = request.method == "HEAD";
-        if stream.write_all(&encode(&response, head_only, !keep_alive)).is_err() || !keep_alive {
+        let answer = encode(&response, head_only, !keep_alive);
+        if !write_within(&mut stream, &answer, timeout) {
+            // Reset, not closed: what the kernel still holds of the answer would otherwise go on
+            // to the client as slowly as it likes, up to megabytes of socket buffers each.
+            let abort = nix::libc::linger { l_onoff: 1, l_linger: 0 };
+            let _ =
+                nix::sys::socket::setsockopt(&stream, nix::sys::socket::sockopt::Linger, &abort);
+            return;
+        }
+        if !keep_alive {
             return;
         }
     }
+}
+
+/// Writes all of `bytes` within `timeout` (one deadline for the whole answer, not one per
+/// write: a client that takes a few bytes at a time would otherwise hold the connection for as
+/// long as it liked). False when it could not: the connection is then reset.
+fn write_within(stream: &mut TcpStream, mut bytes: &[u8], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_write_timeout(Some(left)).is_err() {
+            return false;
+        }
+        match stream.write(bytes) {
+            Ok(0) => return false,
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 enum Head {
@@ -213,8 +247,8 @@ enum Head {
 
 /// Reads one request head from `stream`, after what `buffer` holds already (pipelined
 /// requests); leaves in `buffer` what follows it.
-fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Head {
-    let deadline = Instant::now() + SOCKET_TIMEOUT;
+fn read_head(stream: &mut TcpStream, buffer: &mut Vec<u8>, timeout: Duration) -> Head {
+    let deadline = Instant::now() + timeout;
     loop {
         if !buffer.is_empty() {
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -403,6 +437,48 @@ mod tests {
             std::thread::sleep(Duration::from_millis(20));
         }
         assert!(answer.ends_with("GET /after []"), "{answer}");
+    }
+
+    #[test]
+    fn a_client_that_takes_an_answer_a_little_at_a_time_is_cut_off_at_the_deadline() {
+        // 16 MiB taken 16 KiB every 50 ms would hold the connection for ~50 s; each write
+        // progresses well within the timeout, so only a deadline for the whole answer ends it.
+        let body = vec![b'x'; 16 << 20];
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = listener.local_addr().unwrap();
+        let handler: Handler = Arc::new(move |_: &Request| Response::new(200, "x", body.clone()));
+        let _server = listener.start_with_timeout(handler, Duration::from_millis(500));
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let started = Instant::now();
+        let mut taken = 0usize;
+        let mut chunk = vec![0u8; 16 << 10];
+        let ended = loop {
+            match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => break true,
+                Ok(n) => taken += n,
+            }
+            if started.elapsed() > Duration::from_secs(10) {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(ended, "still answering after 10 s ({taken} bytes taken)");
+        assert!(taken < 16 << 20, "the whole answer was taken ({taken} bytes)");
+    }
+
+    #[test]
+    fn a_client_that_reads_at_once_gets_a_large_answer_whole() {
+        let body = vec![b'y'; 16 << 20];
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let address = listener.local_addr().unwrap();
+        let handler: Handler = Arc::new(move |_: &Request| Response::new(200, "y", body.clone()));
+        let _server = listener.start(handler);
+        let answer = exchange(address, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(body.len() == 16 << 20 && body.bytes().all(|b| b == b'y'), "{} bytes", body.len());
     }
 
     #[test]

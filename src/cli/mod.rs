@@ -437,9 +437,14 @@ pub fn run(cli: Cli) -> Result<i32> {
         Cmd::Plot(args) => record_cmd::plot(args),
         Cmd::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
+            // Into memory first: clap_complete panics on a failed write (a closed pipe, a full
+            // disk), which is a broken pipe or one line here, as for every other command.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "memtree", &mut script);
             let mut out = io::stdout().lock();
-            clap_complete::generate(shell, &mut command, "memtree", &mut out);
-            out.flush().context("cannot write the completions to stdout")?;
+            out.write_all(&script)
+                .and_then(|()| out.flush())
+                .context("cannot write the completions to stdout")?;
             Ok(0)
         }
         Cmd::Man => {

@@ -48,3 +48,26 @@ fn the_man_page_names_every_command() {
         assert!(page.contains(&format!("memtree\\-{command}(1)")), "{command} missing:\n{page}");
     }
 }
+
+/// Completions and the man page written where they cannot go: one line and status 1 into a full
+/// disk, nothing and status 0 into a closed pipe — never a panic (clap_complete panics on a
+/// failed write of its own).
+#[test]
+fn completions_and_the_man_page_fail_to_write_in_one_line() {
+    use std::process::Stdio;
+    for args in [&["completions", "bash"][..], &["completions", "zsh"], &["man"]] {
+        let full = std::fs::File::create("/dev/full").unwrap();
+        let out = memtree().args(args).stdout(full).output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains("No space left on device"), "{args:?}: {stderr}");
+        // A reader that is gone before memtree writes.
+        let mut child =
+            memtree().args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", text(&out.stderr));
+    }
+}

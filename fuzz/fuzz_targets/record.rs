@@ -25,7 +25,8 @@ fn render(reader: Reader) {
     }
 }
 
-fn framed(payload: &[u8]) -> Vec<u8> {
+/// `payload` as the one frame of a recording in `format` (each format decodes frames its way).
+fn framed(payload: &[u8], format: u16) -> Vec<u8> {
     let header = Header {
         writer: "fuzz".into(),
         started_at_unix: 0.0,
@@ -38,7 +39,7 @@ fn framed(payload: &[u8]) -> Vec<u8> {
     };
     let body = postcard::to_stdvec(&header).unwrap();
     let mut file = MAGIC.to_vec();
-    file.extend_from_slice(&FORMAT.to_le_bytes());
+    file.extend_from_slice(&format.to_le_bytes());
     file.extend_from_slice(&(body.len() as u32).to_le_bytes());
     file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
     file.extend_from_slice(&body);
@@ -52,7 +53,9 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(reader) = Reader::from_bytes("fuzz.mtr", data.to_vec()) {
         render(reader);
     }
-    if let Ok(reader) = Reader::from_bytes("framed.mtr", framed(data)) {
-        render(reader);
+    for format in 1..=FORMAT {
+        if let Ok(reader) = Reader::from_bytes("framed.mtr", framed(data, format)) {
+            render(reader);
+        }
     }
 });

@@ -391,6 +391,11 @@ pub struct Accounting {
     pub notes: Vec<String>,
     /// The "trees" are groups of processes by name ([`Grouping::Names`]), not trees.
     pub by_name: bool,
+    /// When the costly passes whose figures this holds read them (exact figures, duplicated
+    /// content, erosion): `taken_at_unix` when they ran for this accounting, earlier when
+    /// they were carried from an earlier one ([`Accounting::carry_exact_from`]), `None` when
+    /// it holds none of them.
+    pub exact_taken_at_unix: Option<f64>,
 }
 
 impl Accounting {
@@ -427,6 +432,7 @@ impl Accounting {
             mappings_by_name: None,
             notes: self.notes.clone(),
             by_name: self.by_name,
+            exact_taken_at_unix: self.exact_taken_at_unix,
         }
     }
 
@@ -438,7 +444,9 @@ impl Accounting {
     /// before (which a recording would keep as the figure of that moment). Duplicated content
     /// and erosion are carried as they were, with the age the faces show. With `keep_moved`,
     /// exact figures are carried whatever moved (the exporter's series keep their method).
+    /// Their time is carried with them.
     pub fn carry_exact_from(&mut self, earlier: &Accounting, keep_moved: bool) {
+        self.exact_taken_at_unix = earlier.exact_taken_at_unix;
         let still = |moved: u64, base: u64| keep_moved || still(moved, base);
         let rows: HashMap<u32, &ProcessRow> = earlier.processes().map(|p| (p.pid, p)).collect();
         // A tree is its root's; a group of processes by name is that name's (looked up, not
@@ -617,7 +625,9 @@ pub fn account(snapshot: &Snapshot, grouping: &Grouping) -> Accounting {
     rayon::spawn(move || drop(frames));
     let all_rows: Vec<&ProcessRow> = trees.iter().flat_map(|t| &t.processes).collect();
     let mappings_by_name = group_by_name_refs(&all_rows);
+    let costly = snapshot.pfn_table.is_some() || contents || pages;
     Accounting {
+        exact_taken_at_unix: costly.then_some(snapshot.taken_at_unix),
         taken_at_unix: snapshot.taken_at_unix,
         privileged: snapshot.privileged,
         trees,
@@ -1011,7 +1021,7 @@ fn group_by_name_refs(rows: &[&ProcessRow]) -> Option<Vec<NameGroup>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::testing::{mapping, process, snapshot};
+    use crate::model::testing::{self, mapping, process, snapshot};
 
     fn sample(pid: u32, ppid: u32, rss_kib: u64, pss_kib: u64, private_kib: u64) -> ProcessSample {
         process(pid, ppid).figures(rss_kib * 1024, pss_kib * 1024, private_kib * 1024).build()
@@ -1130,14 +1140,27 @@ mod tests {
     }
 
     #[test]
+    fn the_costly_figures_have_the_time_of_the_snapshot_they_were_read_in() {
+        let exact = Snapshot { taken_at_unix: 5.0, ..testing::workloads_snapshot() };
+        let acc = account(&exact, &Grouping::Roots(vec![100, 200, 300]));
+        assert!(acc.totals.exact_ok().is_some());
+        assert_eq!(acc.exact_taken_at_unix, Some(5.0));
+        let plain = Snapshot { taken_at_unix: 5.0, ..snapshot(vec![sample(10, 1, 100, 40, 10)]) };
+        assert_eq!(account(&plain, &Grouping::Roots(vec![10])).exact_taken_at_unix, None);
+    }
+
+    #[test]
     fn exact_figures_carry_over_to_a_round_without_them() {
         let snap = snapshot(vec![sample(10, 1, 100, 40, 10), sample(11, 10, 100, 40, 10)]);
         let mut earlier = account(&snap, &Grouping::Roots(vec![10]));
         let exact = ExactTotals { footprint: 50 * 1024, exclusive: 7, ..ExactTotals::default() };
         earlier.trees[0].totals.set_exact(Ok(exact.clone()));
         earlier.totals.set_exact(Ok(exact));
+        earlier.exact_taken_at_unix = Some(1000.0);
         let mut now = account(&snap, &Grouping::Roots(vec![10]));
+        assert_eq!(now.exact_taken_at_unix, None, "a round without the costly passes");
         now.carry_exact_from(&earlier, false);
+        assert_eq!(now.exact_taken_at_unix, Some(1000.0), "the carried figures' own time");
         assert_eq!(now.totals.footprint, Some(50 * 1024), "the exact footprint, not the PSS one");
         assert_eq!(now.totals.overcount, Some(4.0));
         assert_eq!(now.trees[0].totals.exact_ok().map(|e| e.exclusive), Some(7));

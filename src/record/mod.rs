@@ -23,8 +23,10 @@ use crate::model::Accounting;
 use crate::report::Target;
 
 pub const MAGIC: &[u8; 16] = b"memtree-record\n\0";
-/// The format this memtree writes and the newest it reads.
-pub const FORMAT: u16 = 1;
+/// The format this memtree writes and the newest it reads (it reads every older one too).
+/// 2: a sample's accounting holds when its carried exact figures, duplicated content and
+/// erosion were read (`Accounting::exact_taken_at_unix`); 1 did not keep it.
+pub const FORMAT: u16 = 2;
 /// A header larger than this is not one memtree wrote.
 const MAX_HEADER: u32 = 1 << 20;
 /// A frame's payload, compressed, and what it may decompress to: a sample of a whole machine
@@ -58,6 +60,62 @@ pub enum Frame {
     Same { seconds: f64, taken_at_unix: f64 },
     /// The recording ended: the recorded command's status, if it ran one.
     End { seconds: f64, exit_code: Option<i32>, signal: Option<i32> },
+}
+
+/// Format 1's frames: its accounting is the model's without `exact_taken_at_unix` (postcard is
+/// positional: the fields in the order they were, as they were).
+mod v1 {
+    use serde::Deserialize;
+
+    use crate::model::Accounting;
+    use crate::model::Totals;
+    use crate::model::accounting::{NameGroup, Tree};
+
+    #[derive(Deserialize)]
+    pub(super) struct AccountingV1 {
+        taken_at_unix: f64,
+        privileged: bool,
+        trees: Vec<Tree>,
+        totals: Totals,
+        mappings_by_name: Option<Vec<NameGroup>>,
+        notes: Vec<String>,
+        by_name: bool,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) enum Frame {
+        Sample { seconds: f64, accounting: Box<AccountingV1> },
+        Same { seconds: f64, taken_at_unix: f64 },
+        End { seconds: f64, exit_code: Option<i32>, signal: Option<i32> },
+    }
+
+    impl From<Frame> for super::Frame {
+        fn from(frame: Frame) -> super::Frame {
+            match frame {
+                Frame::Sample { seconds, accounting } => {
+                    let a = *accounting;
+                    let accounting = Box::new(Accounting {
+                        taken_at_unix: a.taken_at_unix,
+                        privileged: a.privileged,
+                        trees: a.trees,
+                        totals: a.totals,
+                        mappings_by_name: a.mappings_by_name,
+                        notes: a.notes,
+                        by_name: a.by_name,
+                        // Not kept: how old the carried figures were is not known.
+                        exact_taken_at_unix: None,
+                    });
+                    super::Frame::Sample { seconds, accounting }
+                }
+                Frame::Same { seconds, taken_at_unix } => {
+                    super::Frame::Same { seconds, taken_at_unix }
+                }
+                Frame::End { seconds, exit_code, signal } => {
+                    super::Frame::End { seconds, exit_code, signal }
+                }
+            }
+        }
+    }
 }
 
 /// Why a file cannot be read as a recording: one line each.
@@ -150,6 +208,8 @@ impl<T: Read + Seek> Source for T {}
 /// A recording opened for reading: its header, then its frames in order ([`Reader::next`]).
 pub struct Reader {
     pub header: Header,
+    /// The file's format (at most [`FORMAT`]).
+    pub format: u16,
     file: Box<dyn Source>,
     path: String,
     /// Where the next frame starts.
@@ -227,7 +287,8 @@ impl Reader {
         if !sane {
             return Err(RecordError::BadHeader(name));
         }
-        Ok(Reader { header, file, path: name, offset: 26 + u64::from(len), damaged: None })
+        let offset = 26 + u64::from(len);
+        Ok(Reader { header, format, file, path: name, offset, damaged: None })
     }
 
     /// Where the next frame starts in the file (for [`Reader::read_at`]).
@@ -288,12 +349,17 @@ impl Reader {
         }
         let plain = lz4_flex::block::decompress(&payload[4..], expanded as usize)
             .map_err(|_| "a frame that does not decompress")?;
-        let frame: Frame =
-            postcard::from_bytes(&plain).map_err(|_| "a frame that does not decode")?;
+        let frame: Frame = match self.format {
+            1 => postcard::from_bytes::<v1::Frame>(&plain).map(Frame::from),
+            _ => postcard::from_bytes(&plain),
+        }
+        .map_err(|_| "a frame that does not decode")?;
         let time = |t: f64| t.is_finite() && t >= 0.0;
         let sane = match &frame {
             Frame::Sample { seconds, accounting } => {
-                time(*seconds) && time(accounting.taken_at_unix)
+                time(*seconds)
+                    && time(accounting.taken_at_unix)
+                    && accounting.exact_taken_at_unix.is_none_or(time)
             }
             Frame::Same { seconds, taken_at_unix } => time(*seconds) && time(*taken_at_unix),
             Frame::End { seconds, .. } => time(*seconds),
@@ -448,7 +514,8 @@ mod tests {
     fn samples_come_back_as_they_were_written() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.mtr");
-        let (a, b) = (accounting(100), accounting(200));
+        let (a, mut b) = (accounting(100), accounting(200));
+        b.exact_taken_at_unix = Some(3.5);
         write(
             &path,
             &[
@@ -470,6 +537,62 @@ mod tests {
         assert_eq!(samples.end, Some((2.5, Some(3), None)));
         assert_eq!(samples.damaged(), None);
         assert_eq!(samples.at(all[2].offset).as_deref(), Some(&b), "read again by offset");
+    }
+
+    #[test]
+    fn a_format_1_sample_reads_without_the_time_of_its_costly_figures() {
+        // Format 1's encoding of a sample: the accounting's fields as they were, without the
+        // last one (as tests/fixtures/record/v1-fork.mtr has them, memtree of 2026-12-02).
+        #[derive(serde::Serialize)]
+        enum FrameV1<'a> {
+            Sample { seconds: f64, accounting: &'a AccountingV1<'a> },
+        }
+        #[derive(serde::Serialize)]
+        struct AccountingV1<'a> {
+            taken_at_unix: f64,
+            privileged: bool,
+            trees: &'a [crate::model::Tree],
+            totals: &'a crate::model::Totals,
+            mappings_by_name: &'a Option<Vec<crate::model::accounting::NameGroup>>,
+            notes: &'a [String],
+            by_name: bool,
+        }
+        let a = accounting(100);
+        let old = AccountingV1 {
+            taken_at_unix: a.taken_at_unix,
+            privileged: a.privileged,
+            trees: &a.trees,
+            totals: &a.totals,
+            mappings_by_name: &a.mappings_by_name,
+            notes: &a.notes,
+            by_name: a.by_name,
+        };
+        let plain =
+            postcard::to_stdvec(&FrameV1::Sample { seconds: 1.0, accounting: &old }).unwrap();
+        let decode = |format: u16| {
+            let mut file = Vec::new();
+            let body = postcard::to_stdvec(&header()).unwrap();
+            file.extend_from_slice(MAGIC);
+            file.extend_from_slice(&format.to_le_bytes());
+            file.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+            file.extend_from_slice(&body);
+            let mut payload = (plain.len() as u32).to_le_bytes().to_vec();
+            payload.extend_from_slice(&lz4_flex::block::compress(&plain));
+            file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            file.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            file.extend_from_slice(&payload);
+            let mut reader = Reader::from_bytes("old.mtr", file).unwrap();
+            (reader.next_frame(), reader.damaged)
+        };
+        let (frame, damaged) = decode(1);
+        assert_eq!(damaged, None);
+        let Some(Frame::Sample { seconds, accounting }) = frame else { panic!("{frame:?}") };
+        assert_eq!(seconds, 1.0);
+        assert_eq!(*accounting, Accounting { exact_taken_at_unix: None, ..a });
+        // The same bytes said to be format 2 are a frame that does not decode.
+        let (frame, damaged) = decode(2);
+        assert!(frame.is_none() && damaged.is_some_and(|d| d.contains("does not decode")));
     }
 
     #[test]

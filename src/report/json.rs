@@ -18,6 +18,7 @@ pub const SCHEMA: &str = "memtree.report/v1";
 struct ReportJson<'a> {
     schema: &'static str,
     taken_at_unix: f64,
+    exact_taken_at_unix: Option<f64>,
     privileged: bool,
     source: &'a str,
     target: TargetJson<'a>,
@@ -417,6 +418,7 @@ pub fn write_json(out: &mut dyn Write, accounting: &Accounting, meta: &Meta) -> 
     let report = ReportJson {
         schema: SCHEMA,
         taken_at_unix: accounting.taken_at_unix,
+        exact_taken_at_unix: accounting.exact_taken_at_unix,
         privileged: accounting.privileged,
         source: &meta.source,
         target: match &meta.target {

@@ -58,15 +58,20 @@ impl Default for Exposition {
     }
 }
 
-/// The ages of a one-shot report's figures at `now` (every pass ran in its one round).
+/// The ages of a one-shot report's figures at `now`: a live report's passes all ran in its one
+/// round; a recording's sample may carry exact figures and duplicated content from an earlier
+/// pass. A format-1 recording did not keep when: their age is then left out, not guessed.
 pub fn ages(accounting: &Accounting, now: f64) -> Vec<(&'static str, f64)> {
     let age = (now - accounting.taken_at_unix).max(0.0);
     let mut ages = vec![("rollup", age)];
-    if accounting.totals.exact_ok().is_some() {
-        ages.push(("exact", age));
-    }
-    if accounting.totals.dedup_ok().is_some() {
-        ages.push(("dedup", age));
+    if let Some(at) = accounting.exact_taken_at_unix {
+        let costly = (now - at).max(0.0);
+        if accounting.totals.exact_ok().is_some() {
+            ages.push(("exact", costly));
+        }
+        if accounting.totals.dedup_ok().is_some() {
+            ages.push(("dedup", costly));
+        }
     }
     ages
 }
@@ -490,5 +495,13 @@ mod tests {
     fn a_one_shot_report_says_how_old_its_passes_are() {
         let accounting = machine();
         assert_eq!(ages(&accounting, 5.0), [("rollup", 5.0)]);
+        // Exact figures carried from a pass 3 s before the sample (a recording's).
+        let exact = crate::model::Snapshot { taken_at_unix: 10.0, ..testing::workloads_snapshot() };
+        let mut carried = account(&exact, &Grouping::Roots(vec![100, 200, 300]));
+        carried.exact_taken_at_unix = Some(7.0);
+        assert_eq!(ages(&carried, 12.0), [("rollup", 2.0), ("exact", 5.0)]);
+        // A format-1 recording's: when is not known, so no age.
+        carried.exact_taken_at_unix = None;
+        assert_eq!(ages(&carried, 12.0), [("rollup", 2.0)]);
     }
 }

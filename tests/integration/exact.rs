@@ -26,6 +26,7 @@ fn exact_workload(variant: &str, touch: &str) -> Report {
     ]);
     report.check_invariants();
     assert_eq!(report.totals.footprint_method, "pagemap", "{:?}", report.totals);
+    assert_eq!(report.exact_taken_at_unix, Some(report.taken_at_unix), "read with the sample");
     report
 }
 
@@ -131,6 +132,8 @@ fn unprivileged_exact_falls_back_with_its_reason() {
     report.check_invariants();
     assert!(!report.privileged);
     assert_eq!(report.totals.footprint_method, "pss_estimate");
+    // The passes ran (and gave reasons): when is still said.
+    assert!(report.exact_taken_at_unix.is_some());
     assert_eq!(report.totals.exclusive_bytes, None);
     assert_eq!(report.totals.sharing_histogram.as_ref().map(Vec::len), None);
     let reason = report.totals.exact_unavailable.as_deref().unwrap();

@@ -232,6 +232,7 @@ fn a_format_1_recording_still_reads_as_written() {
     assert_eq!(report.moment, "peak");
     assert_eq!(report.command.as_ref().unwrap().samples, 5);
     assert_eq!(report.totals.footprint_method, "pagemap");
+    assert_eq!(report.exact_taken_at_unix, None, "format 1 did not keep it: absent, not guessed");
     assert_eq!(report.processes.len(), 3);
     let root = report.trees[0].root_pid;
     for w in report.processes.iter().filter(|p| p.ppid == root) {
@@ -239,4 +240,29 @@ fn a_format_1_recording_still_reads_as_written() {
         assert!((512 << 10..1 << 20).contains(&copied), "half of 1 MiB, and a few pages: {copied}");
         assert_eq!(w.erosion_estimated.flatten(), Some(false));
     }
+}
+
+/// A recording memtree wrote in format 2 (the fork workload, 1 MiB, two workers writing half
+/// of it, a sample every 200 ms for 1 s, as root) still reads the same, and each sample says how
+/// old the exact figures it carries were: the first sample ran the pass, the later ones carry
+/// it (the tree did not move).
+#[test]
+fn a_format_2_recording_says_how_old_its_carried_figures_are() {
+    let file = super::support::repo().join("tests/fixtures/record/v2-fork.mtr");
+    let at = |when: &str| {
+        let out =
+            run(&["report", "--from", file.to_str().unwrap(), "--at", when, "--format", "json"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let report = parse(&out.stdout);
+        report.check_invariants();
+        assert_eq!(report.totals.footprint_method, "pagemap");
+        let seconds = report.recording.as_ref().unwrap().seconds;
+        (seconds, report.taken_at_unix - report.exact_taken_at_unix.expect("kept in format 2"))
+    };
+    let (first, age) = at("0");
+    assert!(first < 0.1 && age == 0.0, "the first sample read them itself: {first} s, {age} s old");
+    let (later, age) = at("0.65");
+    assert!((0.3..0.7).contains(&later), "{later}");
+    let carried = (later - first - 0.05..=later).contains(&age);
+    assert!(carried, "carried from the first sample: {age} s old at {later} s");
 }

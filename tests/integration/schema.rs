@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub struct Report {
     pub schema: String,
     pub taken_at_unix: f64,
+    pub exact_taken_at_unix: Option<f64>,
     pub privileged: bool,
     pub source: String,
     pub target: serde_json::Value,
@@ -241,6 +242,10 @@ impl Report {
 
     /// uss ≤ pss ≤ rss for every readable process, and the totals are the sums.
     pub fn check_invariants(&self) {
+        // Costly figures are read with the sample or carried from an earlier one, never later.
+        if let Some(at) = self.exact_taken_at_unix {
+            assert!(at <= self.taken_at_unix, "exact at {at}, sample at {}", self.taken_at_unix);
+        }
         for p in &self.processes {
             if let (Some(rss), Some(pss), Some(uss)) = (p.rss, p.pss, p.uss) {
                 assert!(uss <= pss && pss <= rss, "pid {}: uss {uss} pss {pss} rss {rss}", p.pid);

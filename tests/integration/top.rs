@@ -268,7 +268,21 @@ fn a_recording_replays_with_the_arrow_keys() {
     let (first, n) = at(&screen);
     assert!(n >= 5, "a sample every 100 ms for 1 s: {n}\n{screen}");
     assert!(screen.contains(&pid), "the recorded tree, after its processes exited:\n{screen}");
-    top.keys(&["End", "Home"]);
+    // How old each sample's costly figures were when it was taken (carried between passes):
+    // the first sample ran the pass itself; the last one's are at most as old as the recording.
+    let age = |screen: &str| -> f64 {
+        let rest = screen
+            .split(" (exact ")
+            .nth(1)
+            .or_else(|| screen.split(" (content ").nth(1))
+            .unwrap_or_else(|| panic!("the age of the costly figures:\n{screen}"));
+        rest.split_once("s old)").expect("an age").0.parse().unwrap()
+    };
+    top.keys(&["End"]);
+    let last = age(&top.screen());
+    assert!((0.0..=1.5).contains(&last), "{last}");
+    top.keys(&["Home"]);
+    assert_eq!(age(&top.screen()), 0.0);
     top.keys(&["S-Right"]);
     let later = at(&top.screen()).0;
     assert_eq!(later, (first + 10).min(n), "Shift-→: ten samples on");

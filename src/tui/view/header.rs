@@ -92,19 +92,32 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
         status
             .push(Span::styled(" · PAUSED", theme.fg(Color::Yellow).add_modifier(Modifier::BOLD)));
     }
+    // Without root the costly pass is the content pass alone: named for what it gave.
+    let exact = app.accounting.as_ref().is_some_and(|a| a.totals.exact_ok().is_some());
+    let pass = if exact { "exact" } else { "content" };
     if let Some(replay) = &app.replay {
+        // The sample first, with how old its carried figures were when it was taken (a repeat
+        // of an earlier sample has its own time): a long target or path is what gets cut.
         let point = replay.points.get(replay.at);
-        status.push(Span::raw(format!(" · replay of {}", stripped(&app.target))));
+        let carried = app.accounting.as_ref().and_then(|a| a.exact_taken_at_unix);
+        let old = match (carried, point) {
+            (Some(at), Some(p)) => format!(" ({pass} {:.1}s old)", (p.taken_at_unix - at).max(0.0)),
+            _ => String::new(),
+        };
         status.push(Span::styled(
             format!(
-                " · sample {}/{} at {:.1}s, {}",
+                " · sample {}/{} at {:.1}s{old}",
                 replay.at + 1,
                 replay.points.len(),
                 point.map_or(0.0, |p| p.seconds),
-                point.map_or_else(String::new, |p| crate::units::utc_timestamp(p.taken_at_unix))
             ),
             theme.bold(),
         ));
+        status.push(Span::raw(format!(
+            " · replay of {}, {}",
+            stripped(&app.target),
+            point.map_or_else(String::new, |p| crate::units::utc_timestamp(p.taken_at_unix))
+        )));
     } else {
         status.extend([
             Span::raw(format!(
@@ -114,12 +127,9 @@ pub fn render(frame: &mut Frame, app: &App, area: Rect, theme: &Theme) {
             )),
             Span::raw(format!(" · figures {}", age(app, app.updated_at))),
         ]);
-    }
-    if app.exact_at.is_some() && app.replay.is_none() {
-        // Without root the costly pass is the content pass alone: named for what it gave.
-        let exact = app.accounting.as_ref().is_some_and(|a| a.totals.exact_ok().is_some());
-        let pass = if exact { "exact" } else { "content" };
-        status.push(Span::raw(format!(" · {pass} {}", age(app, app.exact_at))));
+        if app.exact_at.is_some() {
+            status.push(Span::raw(format!(" · {pass} {}", age(app, app.exact_at))));
+        }
     }
     let mut lines = vec![Line::from(status)];
     let totals = totals_line(app, theme);

@@ -112,6 +112,9 @@ pub fn explain(accounting: &Accounting) -> Vec<String> {
 pub fn erosion_sentence(tree: &Tree) -> Option<String> {
     let mut workers = 0usize;
     let (mut shared, mut copied, mut estimated) = (0u64, 0u64, false);
+    // What the workers hold of their own beyond what their writes copied: built or received
+    // after the fork (a pickled argument), none of it inherited.
+    let mut gained = 0u64;
     let mut names: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
     let mut unread = 0usize;
     for row in &tree.processes {
@@ -126,6 +129,8 @@ pub fn erosion_sentence(tree: &Tree) -> Option<String> {
         workers += 1;
         shared += e.shared_with_parent;
         copied += e.copied_from_parent;
+        let uss = row.figures.as_ref().ok().and_then(|f| f.uss).unwrap_or(0);
+        gained += uss.saturating_sub(e.copied_from_parent);
         estimated |= e.estimated;
         for (name, bytes) in &e.by_mapping {
             *names.entry(name).or_default() += bytes;
@@ -153,24 +158,40 @@ pub fn erosion_sentence(tree: &Tree) -> Option<String> {
             if unread == 1 { "is" } else { "are" }
         ));
     }
-    let verdict = if copied * 20 <= shared {
-        ": the sharing holds"
+    let verdict = if copied * 20 <= shared && workers == 1 {
+        ": what it inherited is still shared"
+    } else if copied * 20 <= shared {
+        ": what they inherited is still shared"
     } else if copied >= shared {
         ": most of what they inherited is now a copy of their own"
     } else {
         ""
     };
+    // Memory of their own that is not erosion (a frame each received whole): said, or "still
+    // shared" reads as if the workers held nothing twice.
+    let per = |bytes: u64| bytes / workers as u64;
+    let gained_words = if per(gained) >= 1 << 20 && per(gained) * 4 >= per(shared) {
+        let (each, average) = if workers == 1 { ("it", "") } else { ("each", " on average") };
+        format!(
+            ". Besides, {each} holds {about}{} of its own{average} that it did not copy from the \
+             parent: built or received after the fork",
+            human_bytes(per(gained)),
+        )
+    } else {
+        String::new()
+    };
     Some(if workers == 1 {
         format!(
             "Its forked worker still shares {about}{} with its parent; since the fork its writes \
-             copied {about}{}{most}{estimate}{verdict}.",
+             copied {about}{}{most}{estimate}{verdict}{gained_words}.",
             human_bytes(shared),
             human_bytes(copied),
         )
     } else {
         format!(
             "Its {workers} forked workers each still share {about}{} with their parent (on \
-             average); since the fork their writes copied {about}{} in all{most}{estimate}{verdict}.",
+             average); since the fork their writes copied {about}{} in all{most}{estimate}{verdict}\
+             {gained_words}.",
             human_bytes(shared / workers as u64),
             human_bytes(copied),
         )
@@ -464,7 +485,13 @@ fn dedup_sentences(accounting: &Accounting) -> Vec<String> {
                 "{} are identical copies of content held elsewhere in {}: memory that \
                  sharing it (fork, shared memory) or KSM could give back.",
                 human_bytes(dedup.total.duplicated),
-                if accounting.trees.len() > 1 { "the same tree" } else { "the tree" }
+                // Counted over every tree together: a tree's copy of another tree's content
+                // counts here and not in either tree's own figure.
+                if accounting.trees.len() > 1 {
+                    "the same tree or in another one"
+                } else {
+                    "the tree"
+                }
             ));
         } else {
             lines.push("No content is held twice: nothing is duplicated.".to_string());
@@ -610,6 +637,24 @@ mod tests {
                 .contains("2 Python workers were started by a fork server: they inherited nothing"),
             "{paragraph}"
         );
+    }
+
+    #[test]
+    fn workers_that_hold_memory_they_did_not_inherit_are_not_said_to_share_it() {
+        let acc = account(&testing::workloads_snapshot(), &Grouping::Roots(vec![100, 200, 300]));
+        let mut serialize = acc.trees[1].clone();
+        // Each worker received a 32 MiB copy after the fork: its own, none of it copied on write.
+        for row in serialize.processes.iter_mut().filter(|p| p.pid != 200) {
+            row.figures.as_mut().unwrap().uss = Some((32 << 20) + 4096);
+        }
+        let words = erosion_sentence(&serialize).unwrap();
+        assert!(
+            words.contains("Besides, each holds 32 MiB of its own on average that it did not copy"),
+            "{words}"
+        );
+        // Workers that hold nothing else of their own: the inherited pages are the story.
+        let words = erosion_sentence(&acc.trees[0]).unwrap();
+        assert!(!words.contains("Besides"), "{words}");
     }
 
     #[test]

@@ -429,7 +429,9 @@ pub fn write_table(
     }
     for (heading, grid) in mapping_grids(accounting).into_iter().chain(exact_grids(accounting)) {
         writeln!(out)?;
-        writeln!(out, "{heading}")?;
+        for line in crate::units::wrap(&heading, style.width.max(40)) {
+            writeln!(out, "{line}")?;
+        }
         grid.write_text(out, style.color, style.width)?;
     }
     writeln!(out)?;

@@ -173,7 +173,12 @@ impl Writer {
     /// the frame readable).
     pub fn append(&mut self, frame: &Frame) -> io::Result<()> {
         let plain = postcard::to_stdvec(frame).map_err(io::Error::other)?;
-        let packed = lz4_flex::block::compress(&plain);
+        self.append_encoded(&plain)
+    }
+
+    /// Appends a frame already encoded (`plain`: its postcard bytes), compressed and framed.
+    fn append_encoded(&mut self, plain: &[u8]) -> io::Result<()> {
+        let packed = lz4_flex::block::compress(plain);
         let mut payload = Vec::with_capacity(4 + packed.len());
         payload.extend_from_slice(&(plain.len() as u32).to_le_bytes());
         payload.extend_from_slice(&packed);
@@ -569,19 +574,15 @@ mod tests {
         };
         let plain =
             postcard::to_stdvec(&FrameV1::Sample { seconds: 1.0, accounting: &old }).unwrap();
+        // Framed as this memtree frames any frame, under a header that says `format`.
         let decode = |format: u16| {
-            let mut file = Vec::new();
-            let body = postcard::to_stdvec(&header()).unwrap();
-            file.extend_from_slice(MAGIC);
-            file.extend_from_slice(&format.to_le_bytes());
-            file.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-            file.extend_from_slice(&body);
-            let mut payload = (plain.len() as u32).to_le_bytes().to_vec();
-            payload.extend_from_slice(&lz4_flex::block::compress(&plain));
-            file.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-            file.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-            file.extend_from_slice(&payload);
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("old.mtr");
+            let mut w = Writer::create(&path, &header()).unwrap();
+            w.append_encoded(&plain).unwrap();
+            w.finish().unwrap();
+            let mut file = std::fs::read(&path).unwrap();
+            file[16..18].copy_from_slice(&format.to_le_bytes());
             let mut reader = Reader::from_bytes("old.mtr", file).unwrap();
             (reader.next_frame(), reader.damaged)
         };

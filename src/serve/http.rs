@@ -351,14 +351,25 @@ fn encode(response: &Response, head_only: bool, close: bool) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn started() -> (Server, SocketAddr) {
+    /// A server on loopback answering with `handler`, `timeout` for each head and answer.
+    fn serving(handler: Handler, timeout: Duration) -> (Server, SocketAddr) {
         let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
         let address = listener.local_addr().unwrap();
+        (listener.start_with_timeout(handler, timeout), address)
+    }
+
+    /// One that says what it was asked.
+    fn started() -> (Server, SocketAddr) {
         let handler: Handler = Arc::new(|request: &Request| {
             let body = format!("{} {} {:?}", request.method, request.path, request.accept);
             Response::text(200, &body)
         });
-        (listener.start(handler), address)
+        serving(handler, SOCKET_TIMEOUT)
+    }
+
+    /// One whose every answer is `body`.
+    fn answering(body: Vec<u8>, timeout: Duration) -> (Server, SocketAddr) {
+        serving(Arc::new(move |_: &Request| Response::new(200, "x", body.clone())), timeout)
     }
 
     fn exchange(address: SocketAddr, bytes: &[u8]) -> String {
@@ -443,11 +454,7 @@ mod tests {
     fn a_client_that_takes_an_answer_a_little_at_a_time_is_cut_off_at_the_deadline() {
         // 16 MiB taken 16 KiB every 50 ms would hold the connection for ~50 s; each write
         // progresses well within the timeout, so only a deadline for the whole answer ends it.
-        let body = vec![b'x'; 16 << 20];
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let address = listener.local_addr().unwrap();
-        let handler: Handler = Arc::new(move |_: &Request| Response::new(200, "x", body.clone()));
-        let _server = listener.start_with_timeout(handler, Duration::from_millis(500));
+        let (_server, address) = answering(vec![b'x'; 16 << 20], Duration::from_millis(500));
         let mut stream = TcpStream::connect(address).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
         stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
@@ -470,11 +477,7 @@ mod tests {
 
     #[test]
     fn a_client_that_reads_at_once_gets_a_large_answer_whole() {
-        let body = vec![b'y'; 16 << 20];
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
-        let address = listener.local_addr().unwrap();
-        let handler: Handler = Arc::new(move |_: &Request| Response::new(200, "y", body.clone()));
-        let _server = listener.start(handler);
+        let (_server, address) = answering(vec![b'y'; 16 << 20], SOCKET_TIMEOUT);
         let answer = exchange(address, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
         let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
